@@ -1,0 +1,1 @@
+"""Kafka-native pull-model lead router."""

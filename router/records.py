@@ -1,0 +1,163 @@
+"""Records that flow between stages and onto output topics: frozen, typed, no behaviour.
+
+Public ones (`BuyerLead`, `Decision`, `DeadLetter`, `UnsoldLead`) are part of the contract and
+have JSON Schemas in `topics/schemas/`; `Offer` and `ScreenedLead` are internal.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from router.contract import Channel, Consent
+
+Outcome = Literal["sold", "unsold", "rejected", "duplicate"]
+OUTCOMES: tuple[Outcome, ...] = ("sold", "unsold", "rejected", "duplicate")
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IntakeRef(Record):
+    """Where an intake event was read: enough to find its original bytes again."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class NormalizedContact(Record):
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = Field(default=None, description="E.164")
+    phone_line_type: str | None = Field(
+        default=None, description="phonenumbers line type, e.g. mobile, fixed_line, voip"
+    )
+    postal_code: str | None = None
+    state: str | None = None
+    city: str | None = None
+    timezone: str | None = Field(default=None, description="IANA zone resolved from the ZIP")
+    address: str | None = None
+    company: str | None = None
+
+
+class NormalizedLead(Record):
+    lead_id: str = Field(description="Deterministic from event_id (UUIDv5)")
+    event_id: str
+    channel: Channel
+    vertical: str
+    occurred_at: datetime
+    received_at: datetime = Field(description="Broker timestamp of the intake record")
+    fingerprint: str = Field(description="sha256(phone or email + vertical); the dedup key")
+    source: dict[str, Any]
+    contact: NormalizedContact
+    consent: Consent | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    channel_details: dict[str, Any] = Field(
+        default_factory=dict, description="The channel's own block: call, click or trial"
+    )
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="Top-level fields the contract does not name, kept"
+    )
+    quality_flags: list[str] = Field(default_factory=list)
+    intake: IntakeRef
+
+
+class Verdict(Record):
+    """Why one buyer did or did not get a lead."""
+
+    buyer_id: str
+    reason: str
+
+
+class Candidate(Record):
+    buyer_id: str
+    price: float
+    priority: int
+
+
+class Offer(Record):
+    """A lead offered to `candidates[position]`; keyed by that buyer's id.
+
+    `slots_left` is 1 while leads are exclusive; shared selling will raise it.
+    """
+
+    lead: NormalizedLead
+    score: int
+    score_reasons: list[str]
+    candidates: list[Candidate]
+    position: int = 0
+    slots_left: int = 1
+    sold_to: list[str] = Field(default_factory=list)
+    verdicts: list[Verdict] = Field(default_factory=list)
+
+
+class Timings(Record):
+    occurred_at: datetime | None = None
+    received_at: datetime | None = None
+    decided_at: datetime
+    pipeline_ms: float | None = Field(
+        default=None, description="decided_at - received_at, in milliseconds"
+    )
+
+
+class Decision(Record):
+    """Exactly one per intake event on `leads.decisions`: the audit trail."""
+
+    event_id: str | None = Field(description="None only when the payload had no readable id")
+    lead_id: str | None = None
+    outcome: Outcome
+    buyers: list[str] = Field(default_factory=list)
+    price: float | None = None
+    reasons: list[str] = Field(default_factory=list)
+    considered: list[Verdict] = Field(default_factory=list)
+    score: int | None = None
+    channel: str
+    vertical: str | None = None
+    intake: IntakeRef
+    timings: Timings
+
+
+class BuyerLead(NormalizedLead):
+    """The value written to `buyer.<buyer_id>`, keyed by lead_id."""
+
+    buyer_id: str
+    price: float
+    score: int
+    sold_at: datetime
+    exclusive: bool
+
+
+class DeadLetter(Record):
+    """A malformed intake event on `leads.rejected`, with its original bytes."""
+
+    original_b64: str
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    field: str | None = Field(description="Dotted path of the offending field, if one")
+    event_id: str | None = None
+    rejected_at: datetime
+
+
+class UnsoldLead(Record):
+    """A valid lead that found no buyer, on `leads.unsold`."""
+
+    lead: NormalizedLead
+    score: int
+    verdicts: list[Verdict]
+    decided_at: datetime
+
+
+class Rejection(Record):
+    """Why `normalize` refused an intake payload (internal; becomes a DeadLetter)."""
+
+    reason: str = Field(description="Short code, e.g. invalid_json, missing_field, invalid_phone")
+    field: str | None = Field(default=None, description="Dotted path, e.g. contact.phone")
+    message: str = Field(description="Human-readable detail")
+    event_id: str | None = None

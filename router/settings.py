@@ -1,0 +1,34 @@
+"""The one typed settings object. The only place that reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROUTER_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str = Field(
+        default="localhost:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "ROUTER_BOOTSTRAP_SERVERS"),
+    )
+    app_id: str = "lead-router"
+    buyers_file: Path = Path("deploy/buyers.example.yaml")
+    partitions: int = Field(default=4, ge=1, description="Partitions of every catalog topic")
+    replication_factor: int = Field(default=1, ge=1)
+    dedup_window_s: int = Field(default=86_400, ge=0)
+    create_topics: bool = Field(default=True, description="Worker creates missing topics at start")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    web_enabled: bool = True
+    log_level: str = "info"
+    # Group-membership timeouts: Kafka defaults made the first join take ~30 s on the embedded
+    # broker; these keep a join to a few seconds while staying safe on real Kafka.
+    session_timeout_s: float = 10.0
+    heartbeat_interval_s: float = 1.0
+    rebalance_timeout_s: float = 20.0
+    commit_interval_s: float = 1.0
+    producer_linger_ms: int = 5
