@@ -6,6 +6,7 @@ have JSON Schemas in `topics/schemas/`; `Offer` and `ScreenedLead` are internal.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -116,6 +117,7 @@ class Decision(Record):
     reasons: list[str] = Field(default_factory=list)
     considered: list[Verdict] = Field(default_factory=list)
     score: int | None = None
+    score_reasons: list[str] = Field(default_factory=list)
     channel: str
     vertical: str | None = None
     intake: IntakeRef
@@ -161,3 +163,17 @@ class Rejection(Record):
     field: str | None = Field(default=None, description="Dotted path, e.g. contact.phone")
     message: str = Field(description="Human-readable detail")
     event_id: str | None = None
+
+
+class Score(Record):
+    value: int = Field(ge=0, le=100)
+    reasons: list[str] = Field(description="Reason codes with their points, e.g. channel:call+35")
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """One record a stage wants written; the agent only sends it."""
+
+    topic: str
+    key: str | None
+    value: Record

@@ -1,0 +1,188 @@
+"""The `router` console script."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from router import catalog
+from router.config_file import ConfigError, load_buyers
+from router.settings import Settings
+
+broker_option = click.option(
+    "--broker",
+    "bootstrap_servers",
+    help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS).",
+)
+buyers_option = click.option(
+    "--buyers",
+    "buyers_file",
+    type=click.Path(path_type=Path),
+    help="Buyers YAML file (default: $ROUTER_BUYERS_FILE).",
+)
+
+
+def settings_from(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def buyers_or_exit(path: Path) -> tuple[Any, ...]:
+    try:
+        return load_buyers(path)
+    except ConfigError as err:
+        for message in err.messages():
+            click.echo(f"error: {message}", err=True)
+        sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Kafka-native pull-model lead router."""
+
+
+@main.command()
+@broker_option
+@buyers_option
+@click.option("--web-port", type=int, help="HTTP port of this worker (default: $ROUTER_WEB_PORT).")
+@click.option("--loglevel", "log_level", help="debug, info, warning or error.")
+def worker(**options: Any) -> None:
+    """Run a router worker. Workers with the same app id share the partitions."""
+    from faust import Worker
+
+    from router.admin import ensure_topics
+    from router.app import create_app
+
+    settings = settings_from(**options)
+    buyers = buyers_or_exit(settings.buyers_file)
+    if settings.create_topics:
+        specs = catalog.catalog(settings.app_id, (b.id for b in buyers))
+        asyncio.run(
+            ensure_topics(
+                settings.bootstrap_servers,
+                specs,
+                settings.partitions,
+                settings.replication_factor,
+            )
+        )
+    app, _ = create_app(settings, buyers)
+    Worker(app, loglevel=settings.log_level).execute_from_commandline()
+
+
+@main.group()
+def topics() -> None:
+    """Topic catalog: create topics, export contracts."""
+
+
+@topics.command("create")
+@broker_option
+@buyers_option
+def topics_create(**options: Any) -> None:
+    """Create every catalog topic and one buyer.<id> topic per buyer. Idempotent."""
+    from router.admin import ensure_topics
+
+    settings = settings_from(**options)
+    buyers = buyers_or_exit(settings.buyers_file)
+    specs = catalog.catalog(settings.app_id, (b.id for b in buyers))
+    result = asyncio.run(
+        ensure_topics(
+            settings.bootstrap_servers, specs, settings.partitions, settings.replication_factor
+        )
+    )
+    for name in sorted(result):
+        click.echo(f"{result[name]:8} {name}")
+
+
+@topics.command("export")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("topics"),
+    show_default=True,
+    help="Directory for catalog.json and schemas/.",
+)
+def topics_export(out: Path) -> None:
+    """Write the topic catalog and JSON Schemas generated from the models."""
+    from router.schemas import write
+
+    for path in write(out):
+        click.echo(f"wrote {path}")
+
+
+@main.command()
+@broker_option
+@click.option("--count", type=int, default=1000, show_default=True, help="Events to produce.")
+@click.option("--rate", type=float, default=200.0, show_default=True, help="Events/s; 0 = max.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same traffic.")
+def produce(bootstrap_servers: str | None, count: int, rate: float, seed: int) -> None:
+    """Produce realistic synthetic capture traffic to the intake topics."""
+    from router.loadgen import produce as produce_traffic
+
+    settings = settings_from(bootstrap_servers=bootstrap_servers)
+    report = asyncio.run(produce_traffic(settings.bootstrap_servers, count, rate, seed))
+    click.echo(
+        json.dumps(
+            {
+                "produced": report.produced,
+                "seconds": round(report.seconds, 3),
+                "by_kind": dict(report.by_kind),
+                "by_channel": dict(report.by_channel),
+            }
+        )
+    )
+
+
+@main.group()
+def buyers() -> None:
+    """Buyer configuration."""
+
+
+@buyers.command("show")
+@click.argument("file", type=click.Path(path_type=Path))
+def buyers_show(file: Path) -> None:
+    """Validate a buyers file and print it. Exits 2 naming file, line and field on errors."""
+    from rich.console import Console
+    from rich.table import Table
+
+    loaded = buyers_or_exit(file)
+    table = Table(title=f"{len(loaded)} buyers in {file}")
+    for column in ("id", "verticals", "channels", "where", "min", "price", "prio", "caps", "tz"):
+        table.add_column(column)
+    for b in loaded:
+        where = ",".join(b.states) or ",".join(f"{z}*" for z in b.postal_codes) or "any"
+        caps = " ".join(f"{k}={v}" for k, v in b.caps.model_dump().items() if v is not None)
+        consent = " (consent)" if b.requires_consent else ""
+        table.add_row(
+            b.id + consent,
+            ",".join(b.verticals),
+            ",".join(b.channels),
+            where,
+            str(b.min_score),
+            f"{b.price:.2f}",
+            str(b.priority),
+            caps or "-",
+            b.timezone,
+        )
+    Console().print(table)
+
+
+@main.command()
+@click.option("--leads", type=int, default=1500, show_default=True, help="Leads to feed.")
+@click.option("--rate", type=float, default=40.0, show_default=True, help="Leads/s fed.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@buyers_option
+def demo(leads: int, rate: float, seed: int, buyers_file: Path | None) -> None:
+    """Embedded broker + one worker + synthetic traffic, with a live view. Exits by itself."""
+    from router.demo import run
+
+    settings = settings_from(buyers_file=buyers_file)
+    buyers_or_exit(settings.buyers_file)
+    sys.exit(run(settings, leads=leads, rate=rate, seed=seed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Stage 1: turn raw intake bytes into a lead for screening, or a dead letter and decision."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from router import catalog
+from router.contract import Channel
+from router.normalize import normalize
+from router.records import (
+    DeadLetter,
+    Decision,
+    Emit,
+    IntakeRef,
+    NormalizedLead,
+    Rejection,
+    Timings,
+)
+
+
+def intake_key(ref: IntakeRef, event_id: str | None) -> str:
+    """Decision key: the event id, or the record's coordinates when it had none."""
+    return event_id or f"{ref.topic}/{ref.partition}/{ref.offset}"
+
+
+def process(
+    raw: bytes, channel: Channel, ref: IntakeRef, received_at: datetime, now: datetime
+) -> list[Emit]:
+    result = normalize(raw, channel, ref, received_at)
+    if isinstance(result, NormalizedLead):
+        return [Emit(catalog.SCREEN, result.fingerprint, result)]
+    return rejected(raw, channel, ref, received_at, now, result)
+
+
+def rejected(
+    raw: bytes,
+    channel: Channel,
+    ref: IntakeRef,
+    received_at: datetime,
+    now: datetime,
+    rejection: Rejection,
+) -> list[Emit]:
+    reason = f"{rejection.reason}:{rejection.field}" if rejection.field else rejection.reason
+    key = intake_key(ref, rejection.event_id)
+    dead = DeadLetter(
+        original_b64=base64.b64encode(raw).decode("ascii"),
+        topic=ref.topic,
+        partition=ref.partition,
+        offset=ref.offset,
+        reason=f"{rejection.reason}: {rejection.message}",
+        field=rejection.field,
+        event_id=rejection.event_id,
+        rejected_at=now,
+    )
+    decision = Decision(
+        event_id=rejection.event_id,
+        outcome="rejected",
+        reasons=[reason],
+        channel=channel,
+        intake=ref,
+        timings=Timings(
+            received_at=received_at,
+            decided_at=now,
+            pipeline_ms=(now - received_at).total_seconds() * 1000,
+        ),
+    )
+    return [Emit(catalog.REJECTED, key, dead), Emit(catalog.DECISIONS, key, decision)]

@@ -1,0 +1,64 @@
+"""Public contracts as files: `topics/catalog.json` and `topics/schemas/*.json`, generated from
+the models so the documentation cannot drift from the code (a test compares them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from router import catalog, contract, records
+
+# Buyer topics share one schema; the catalog is generated without a buyers file.
+PUBLIC_MODELS: dict[str, type[BaseModel]] = {
+    **{f"intent.{ch}": model for ch, model in contract.INTAKE_MODELS.items()},
+    "buyer_lead": records.BuyerLead,
+    "decision": records.Decision,
+    "dead_letter": records.DeadLetter,
+    "unsold_lead": records.UnsoldLead,
+}
+
+
+def schema_name(model: type[BaseModel]) -> str | None:
+    for name, known in PUBLIC_MODELS.items():
+        if known is model:
+            return name
+    return None
+
+
+def documents() -> dict[str, str]:
+    """Relative path -> file text for every generated contract file."""
+    files: dict[str, str] = {}
+    for name, model in PUBLIC_MODELS.items():
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            **model.model_json_schema(),
+        }
+        files[f"schemas/{name}.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    topics = []
+    for spec in catalog.catalog("lead-router", ["<buyer_id>"]):
+        schema_file = schema_name(spec.value) if spec.value else None
+        topics.append(
+            {
+                "name": spec.name,
+                "role": spec.role,
+                "key": spec.key,
+                "description": spec.description,
+                "schema": f"schemas/{schema_file}.json" if schema_file else None,
+                "configs": spec.configs,
+                "partitions": "ROUTER_PARTITIONS",
+            }
+        )
+    files["catalog.json"] = json.dumps({"topics": topics}, indent=2) + "\n"
+    return files
+
+
+def write(out: Path) -> list[Path]:
+    written = []
+    for relative, text in documents().items():
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written
