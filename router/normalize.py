@@ -10,7 +10,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
@@ -117,11 +117,29 @@ def normalize(
         )
 
 
+# Event time drives dedup windows and buyer-local cap windows: a timestamp far outside the
+# plausible range would silently land in a window nobody audits (or overflow tz arithmetic).
+OLDEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(hours=1)
+
+
+def _check_event_time(occurred_at: datetime, received_at: datetime) -> None:
+    if occurred_at < OLDEST_EVENT:
+        raise _Reject("invalid_field", "occurred_at", "occurred_at is before the year 2000")
+    if occurred_at - received_at > MAX_CLOCK_SKEW:
+        raise _Reject(
+            "invalid_field",
+            "occurred_at",
+            "occurred_at is more than 1 h after the broker received it",
+        )
+
+
 def _build(
     event: IntakeEvent, channel: Channel, intake: IntakeRef, received_at: datetime
 ) -> NormalizedLead:
     contact = event.contact
     flags: list[str] = []
+    _check_event_time(event.occurred_at, received_at)
 
     phone, line_type = _phone(event)
     email = _email(contact.email)

@@ -25,7 +25,8 @@ async def _assigned(bootstrap_servers: str, topics: Iterable[str]) -> AIOKafkaCo
         for p in sorted(consumer.partitions_for_topic(topic) or ())
     ]
     consumer.assign(partitions)
-    await consumer.seek_to_beginning(*partitions)
+    if partitions:  # a topic not created yet simply has nothing to read
+        await consumer.seek_to_beginning(*partitions)
     return consumer
 
 

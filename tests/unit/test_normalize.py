@@ -581,3 +581,20 @@ def mutated_events(draw: st.DrawFn) -> tuple[dict[str, Any], Channel]:
 def test_never_raises_on_mutated_valid_events(case: tuple[dict[str, Any], Channel]) -> None:
     event, channel = case
     assert_total(encode(event), channel)
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "message"),
+    [
+        ("0001-01-01T00:00:00+01:00", "before the year 2000"),
+        ("2024-05-01T14:00:00+00:00", "after the broker received it"),
+    ],
+)
+def test_implausible_event_time_is_rejected(occurred_at: str, message: str) -> None:
+    rejection = rejected(base_event(occurred_at=occurred_at))
+    assert (rejection.reason, rejection.field) == ("invalid_field", "occurred_at")
+    assert message in rejection.message
+
+
+def test_small_clock_skew_is_accepted() -> None:
+    assert lead(base_event(occurred_at="2024-05-01T12:30:00+00:00")).occurred_at.minute == 30

@@ -1,0 +1,133 @@
+"""Embedded-broker fixtures and a real `router worker` subprocess harness."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiokafka import ConsumerRecord
+
+from router import embedded, readback
+from router.embedded import EmbeddedBroker
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """One embedded broker for tests that only need topics, not a clean slate."""
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with embedded.running(log) as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own: pipeline tests assert over whole topics."""
+    with embedded.running(tmp_path / "tansu.log") as running:
+        yield running
+
+
+@dataclass
+class Workers:
+    broker: EmbeddedBroker
+    buyers_file: Path
+    log_dir: Path
+    app_id: str = "router-test"
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, **env: str) -> subprocess.Popen[bytes]:
+        index = len(self.processes)
+        environment = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
+            "ROUTER_BUYERS_FILE": str(self.buyers_file),
+            "ROUTER_APP_ID": self.app_id,
+            "ROUTER_PARTITIONS": "2",
+            "ROUTER_WEB_PORT": str(embedded.free_port()),
+            "ROUTER_SESSION_TIMEOUT_S": "6",
+            "ROUTER_REBALANCE_TIMEOUT_S": "10",
+            **env,
+        }
+        log = open(self.log_dir / f"worker-{index}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "-m", "router", "worker"],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.processes.append(process)
+        return process
+
+    def kill(self, process: subprocess.Popen[bytes]) -> None:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+    def logs(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace")[-4000:] for p in sorted(self.log_dir.glob("worker-*.log"))
+        )
+
+
+@pytest.fixture
+def workers(
+    fresh_broker: EmbeddedBroker, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[Path], Workers]]:
+    made: list[Workers] = []
+
+    def make(buyers_file: Path) -> Workers:
+        created = Workers(fresh_broker, buyers_file, tmp_path)
+        made.append(created)
+        return created
+
+    yield make
+    for created in made:
+        created.stop_all()
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(created.logs())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def read(broker: EmbeddedBroker, *topics: str) -> list[ConsumerRecord]:
+    return asyncio.run(readback.read_all(broker.bootstrap_servers, topics))
+
+
+def wait_for(
+    probe: Callable[[], tuple[bool, object]], timeout: float, interval: float = 1.0
+) -> object:
+    """Poll `probe` until it reports done, or fail with its last observation."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, seen = probe()
+        if done:
+            return seen
+        if time.monotonic() > deadline:
+            pytest.fail(f"not done within {timeout}s; last seen: {seen}")
+        time.sleep(interval)
