@@ -167,7 +167,10 @@ def buyers_show(file: Path) -> None:
             caps or "-",
             b.timezone,
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped output: don't squeeze the table into 80 columns
+        console.width = 160
+    console.print(table)
 
 
 @main.command()
