@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import faust
 
-from router import agents
+from router import agents, normalize
 from router.agents import Clock
 from router.buyers import Buyer
 from router.settings import Settings
@@ -45,6 +45,7 @@ def create_app(
         web_port=settings.web_port,
         autodiscover=False,
     )
+    normalize.warm_up()
     topology = declare(app, settings)
     agents.register(
         topology,

@@ -32,8 +32,8 @@ def check(
     if within:
         return DedupVerdict(duplicate_of=within[0][1]), state
     times[event_id] = occurred_at
-    newest = max(times.values())
-    kept = sorted(
-        ((at, eid) for eid, at in times.items() if newest - at < window * 2), reverse=True
-    )[:MAX_ADMITTED]
+    # Bound by count, never by age relative to the newest event: an age cut-off forgets
+    # events that a replay (after a crash) still needs to be judged the same way.
+    # Admitted events are at least one window apart, so the bound spans MAX_ADMITTED windows.
+    kept = sorted(((at, eid) for eid, at in times.items()), reverse=True)[:MAX_ADMITTED]
     return DedupVerdict(), {eid: at.isoformat() for at, eid in kept}
