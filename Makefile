@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_LEADS ?= 1500
 
-.PHONY: venv lint test unit integration chaos demo schemas clean
+# Debian's prometheus package gives the tests a real Prometheus server and promtool.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: venv tools lint test unit integration chaos demo schemas clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,18 +18,25 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  echo "installing Debian's prometheus package (promtool and a server for tests)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus >/dev/null; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check router tests
 	$(BIN)/ruff format --check router tests
 	$(BIN)/mypy
 
-test: lint
+test: lint tools
 	$(BIN)/pytest -m "unit or integration" -q
 
-unit: $(STAMP)
+unit: $(STAMP) tools
 	$(BIN)/pytest -m unit -q
 
-integration: $(STAMP)
+integration: $(STAMP) tools
 	$(BIN)/pytest -m integration -q
 
 chaos: $(STAMP)

@@ -1,17 +1,23 @@
-"""The composition root: the one place that wires broker, clock and configuration."""
+"""The composition root: the one place that wires broker, clock, metrics and configuration."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 
 import faust
+from prometheus_client import CollectorRegistry
 
-from router import agents, normalize
+from router import agents, catalog, metrics, normalize, observability, web
 from router.agents import Clock
 from router.buyers import Buyer
+from router.logs import logging_config
 from router.settings import Settings
 from router.topology import Topology, declare
+
+SAMPLE_INTERVAL_S = 5.0
 
 
 def utc_now() -> datetime:
@@ -23,8 +29,12 @@ def broker_urls(bootstrap_servers: str) -> list[str]:
 
 
 def create_app(
-    settings: Settings, buyers: Sequence[Buyer], clock: Clock = utc_now
+    settings: Settings,
+    buyers: Sequence[Buyer],
+    clock: Clock = utc_now,
+    registry: CollectorRegistry | None = None,
 ) -> tuple[faust.App, Topology]:
+    registry = registry if registry is not None else CollectorRegistry()
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.bootstrap_servers),
@@ -43,16 +53,46 @@ def create_app(
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        logging_config=logging_config(settings.log_level),
         autodiscover=False,
     )
     normalize.warm_up()
     topology = declare(app, settings)
+    router_metrics = metrics.create(registry)
     agents.register(
         topology,
         agents.Deps(
             buyers={buyer.id: buyer for buyer in buyers},
             dedup_window=timedelta(seconds=settings.dedup_window_s),
             clock=clock,
+            metrics=router_metrics,
+            verticals=frozenset(v for buyer in buyers for v in buyer.verticals),
         ),
     )
+
+    worker_id = f"{socket.gethostname()}:{settings.web_port}"
+    router_metrics.build_info.labels(version("lead-router"), worker_id).set(1)
+    observability.publish_cap_limits(router_metrics, buyers)
+    observability.initialize_series(
+        router_metrics,
+        buyers,
+        (spec.name for spec in catalog.catalog(settings.app_id, (b.id for b in buyers))),
+    )
+    app.sensors.add(observability.RouterSensor(router_metrics))
+    lag = observability.LagMonitor(
+        router_metrics,
+        settings.bootstrap_servers,
+        settings.app_id,
+        topics={*catalog.INTAKE.values(), catalog.SCREEN, catalog.OFFERS},
+    )
+
+    @app.timer(SAMPLE_INTERVAL_S)
+    async def sample() -> None:
+        now = clock()
+        observability.publish_local_hours(router_metrics, buyers, now)
+        observability.publish_cap_usage(router_metrics, buyers, topology.caps.get, now)
+        await lag.sample(app.consumer.assignment())
+
+    observability.publish_local_hours(router_metrics, buyers, clock())
+    web.register(app, registry)
     return app, topology

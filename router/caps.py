@@ -89,3 +89,7 @@ def check(
         "sold_at": None,
         "state": {"accepted": accepted, "declined": {**state["declined"], lead_id: reason}},
     }
+
+
+def local_hour(buyer: Buyer, now: datetime) -> int:
+    return now.astimezone(_zone(buyer.timezone)).hour

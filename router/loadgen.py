@@ -39,7 +39,7 @@ async def produce(
 ) -> ProduceReport:
     """Produce `count` events; `rate` in events/s (None or 0 means as fast as possible)."""
     report = ProduceReport()
-    events = generate(count, seed, base_time=base_time or datetime.now(UTC))
+    events = generate(count, seed, base_time=base_time or datetime.now(UTC), rate=rate)
     client = producer(bootstrap_servers)
     await client.start()
     started = time.monotonic()

@@ -48,6 +48,21 @@ class _Place(NamedTuple):
     timezone: str | None
 
 
+# Every Rejection.reason code, so metrics can expose each one at zero before it first occurs.
+REJECTION_REASONS = (
+    "invalid_json",
+    "not_an_object",
+    "too_deep",
+    "missing_field",
+    "invalid_field",
+    "invalid_event",
+    "invalid_phone",
+    "invalid_email",
+    "invalid_postal_code",
+    "internal_error",
+)
+
+
 class _Reject(Exception):
     """Internal control flow: carries a Rejection out of the checks."""
 
@@ -283,4 +298,4 @@ def _blank_to_none(value: str | None) -> str | None:
     return value or None
 
 
-__all__ = ["LEAD_ID_NAMESPACE", "fingerprint", "normalize", "warm_up"]
+__all__ = ["LEAD_ID_NAMESPACE", "REJECTION_REASONS", "fingerprint", "normalize", "warm_up"]

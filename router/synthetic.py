@@ -379,6 +379,9 @@ class _Generator:
         return text
 
     def occurred(self) -> datetime:
+        # Most leads are captured moments before they reach Kafka; some arrive late.
+        if self.rng.random() < 0.9:
+            return self.base_time - timedelta(milliseconds=self.rng.randint(0, 200))
         return self.base_time - timedelta(milliseconds=self.rng.randint(2_000, 20 * 60_000))
 
     def place(self) -> _Place:
@@ -777,17 +780,28 @@ _MALFORMED = (
 
 
 def generate(
-    count: int, seed: int = 0, *, base_time: datetime, mix: Mix = DEFAULT_MIX
+    count: int,
+    seed: int = 0,
+    *,
+    base_time: datetime,
+    mix: Mix = DEFAULT_MIX,
+    rate: float | None = None,
 ) -> Iterator[SyntheticEvent]:
-    """Yield `count` events; `base_time` (timezone-aware) is "now" for the generated traffic."""
+    """Yield `count` events; `base_time` (timezone-aware) is "now" for the generated traffic.
+
+    With `rate` (events/s), "now" advances by 1/rate per event, so traffic produced at that
+    pace carries capture times just before it is produced, as live capture does.
+    """
     if count < 0:
         raise ValueError("count must be >= 0")
     if base_time.tzinfo is None or base_time.utcoffset() is None:
         raise ValueError("base_time must be timezone-aware")
-    return _generate(count, seed, base_time, mix)
+    return _generate(count, seed, base_time, mix, rate)
 
 
-def _generate(count: int, seed: int, base_time: datetime, mix: Mix) -> Iterator[SyntheticEvent]:
+def _generate(
+    count: int, seed: int, base_time: datetime, mix: Mix, rate: float | None
+) -> Iterator[SyntheticEvent]:
     g = _Generator(seed, base_time)
     makers = {
         "valid": g.valid,
@@ -796,6 +810,8 @@ def _generate(count: int, seed: int, base_time: datetime, mix: Mix) -> Iterator[
         "malformed": g.malformed,
     }
     kinds = _Weighted(zip(KINDS, mix.weights(), strict=True))
-    for _ in range(count):
+    for i in range(count):
+        if rate:
+            g.base_time = base_time + timedelta(seconds=i / rate)
         kind = kinds.pick(g.rng)
         yield makers[kind]()

@@ -382,3 +382,171 @@ def test_dockerfile_installs_package_without_extras() -> None:
         assert "-e" not in tokens and "--editable" not in tokens, "install must be non-editable"
         assert "[" not in cmd, f"no extras in the image install: {cmd.strip()!r}"
         assert "embedded" not in cmd and "dev" not in tokens
+
+
+# --------------------------------------------------------------------------- compose: monitoring
+
+MONITORING_IMAGES = {
+    "prometheus": {"prom/prometheus", "docker.io/prom/prometheus"},
+    "grafana": {"grafana/grafana", "grafana/grafana-oss", "docker.io/grafana/grafana"},
+}
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+PROMETHEUS_RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
+GRAFANA_DIR = ROOT / "deploy" / "grafana"
+SCRAPE_JOB = "lead-router"
+
+
+def _mounts(service: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """`volumes:` entries -> [(source, target, read_only)]; bind sources start with . or /."""
+    out: list[tuple[str, str, bool]] = []
+    for entry in service.get("volumes") or []:
+        if isinstance(entry, dict):
+            source, target = str(entry.get("source", "")), str(entry["target"])
+            out.append((source, target, bool(entry.get("read_only"))))
+            continue
+        parts = str(entry).split(":")
+        assert len(parts) in (2, 3), f"volume {entry!r} is not source:target[:mode]"
+        mode = parts[2].split(",") if len(parts) == 3 else []
+        out.append((parts[0], parts[1], "ro" in mode))
+    return out
+
+
+def _binds(service: dict[str, Any]) -> dict[str, tuple[Path, bool]]:
+    """Bind mounts only: {container path: (host path, read_only)}."""
+    return {
+        target: ((ROOT / source).resolve(), read_only)
+        for source, target, read_only in _mounts(service)
+        if source.startswith((".", "/"))
+    }
+
+
+def _host_path(service: dict[str, Any], container_path: str) -> Path | None:
+    """The host file a container path resolves to through the service's bind mounts."""
+    best: tuple[str, Path] | None = None
+    for target, (host, _) in _binds(service).items():
+        inside = container_path == target or container_path.startswith(target.rstrip("/") + "/")
+        if inside and (best is None or len(target) > len(best[0])):
+            best = (target, host)
+    if best is None:
+        return None
+    rest = container_path[len(best[0]) :].lstrip("/")
+    return best[1] / rest if rest else best[1]
+
+
+def _loopback_ports(service: dict[str, Any]) -> dict[int, int]:
+    """`127.0.0.1:host:container` entries -> {host_port: container_port}; others fail."""
+    out: dict[int, int] = {}
+    for entry in service.get("ports") or []:
+        parts = str(entry).split("/")[0].split(":")
+        assert len(parts) == 3 and parts[0] == "127.0.0.1", (
+            f"publish {entry!r} on 127.0.0.1 only: it has no authentication worth the name"
+        )
+        out[int(parts[1])] = int(parts[2])
+    return out
+
+
+def _prometheus_config() -> dict[str, Any]:
+    assert PROMETHEUS_CONFIG.is_file(), f"{PROMETHEUS_CONFIG.relative_to(ROOT)} is missing"
+    data = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    assert isinstance(data, dict), "prometheus.yml is not a mapping"
+    return data
+
+
+def _grafana_env() -> dict[str, str]:
+    return _env(_services()["grafana"])
+
+
+def test_monitoring_services_present() -> None:
+    assert {"prometheus", "grafana"} <= set(_services())
+
+
+@pytest.mark.parametrize("name", sorted(MONITORING_IMAGES))
+def test_monitoring_images_are_pinned(name: str) -> None:
+    image = _services()[name]["image"]
+    repo, _, tag = image.partition(":")
+    assert repo in MONITORING_IMAGES[name], image
+    assert tag and tag != "latest", f"pin {name} to a release tag, got {image!r}"
+    assert any(ch.isdigit() for ch in tag), f"{image!r} is not a version tag"
+
+
+def test_every_bind_mount_source_exists() -> None:
+    for name, service in _services().items():
+        for target, (host, _) in _binds(service).items():
+            assert host.exists(), f"{name}: {target} is mounted from missing {host}"
+            assert host.is_relative_to(ROOT), f"{name}: mount {host} is outside the repo"
+
+
+def test_prometheus_mounts_its_config_and_rules_read_only() -> None:
+    binds = _binds(_services()["prometheus"])
+    assert binds.get("/etc/prometheus/prometheus.yml") == (PROMETHEUS_CONFIG.resolve(), True)
+    assert binds.get("/etc/prometheus/alerts.yml") == (PROMETHEUS_RULES.resolve(), True)
+
+
+def test_prometheus_loads_the_mounted_rules() -> None:
+    rule_files = _prometheus_config().get("rule_files") or []
+    # Relative rule_files paths resolve against the config file's directory.
+    resolved = {f if f.startswith("/") else f"/etc/prometheus/{f}" for f in rule_files}
+    assert "/etc/prometheus/alerts.yml" in resolved, f"rule_files: {rule_files}"
+
+
+def test_prometheus_scrapes_every_worker() -> None:
+    jobs = {j["job_name"]: j for j in _prometheus_config().get("scrape_configs") or []}
+    assert SCRAPE_JOB in jobs, f"dashboards and alerts select job={SCRAPE_JOB!r}: {list(jobs)}"
+    job = jobs[SCRAPE_JOB]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    targets = {t for sc in job.get("static_configs") or [] for t in sc.get("targets") or []}
+    for name in WORKERS:
+        port = int(_effective_env(_services()[name]).get("ROUTER_WEB_PORT", "6066"))
+        assert f"{name}:{port}" in targets, f"{name}:{port} is not scraped: {targets}"
+
+
+def test_monitoring_ports_published_on_loopback() -> None:
+    assert _loopback_ports(_services()["prometheus"]) == {9090: 9090}
+    assert _loopback_ports(_services()["grafana"]) == {3000: 3000}
+
+
+def test_grafana_reads_provisioning_and_dashboards() -> None:
+    grafana = _services()["grafana"]
+    datasources = _host_path(grafana, "/etc/grafana/provisioning/datasources/prometheus.yml")
+    assert datasources == (GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml")
+    providers_file = _host_path(grafana, "/etc/grafana/provisioning/dashboards/router.yml")
+    assert providers_file == (GRAFANA_DIR / "provisioning" / "dashboards" / "router.yml")
+    assert providers_file.is_file()
+    for provider in yaml.safe_load(providers_file.read_text())["providers"]:
+        host = _host_path(grafana, provider["options"]["path"])
+        assert host == (GRAFANA_DIR / "dashboards").resolve(), provider["options"]["path"]
+        assert any(host.glob("*.json")), "the dashboard provider finds no dashboard"
+    for _, (_, read_only) in _binds(grafana).items():
+        assert read_only, "mount Grafana's provisioning and dashboards read-only"
+
+
+def test_grafana_datasource_points_at_the_prometheus_service() -> None:
+    grafana = _services()["grafana"]
+    path = _host_path(grafana, "/etc/grafana/provisioning/datasources/prometheus.yml")
+    assert path is not None
+    (source,) = yaml.safe_load(path.read_text())["datasources"]
+    host, _, port = source["url"].removeprefix("http://").rstrip("/").partition(":")
+    assert host == "prometheus" and host in _services()
+    assert int(port) in _loopback_ports(_services()["prometheus"]).values()
+    depends_on = grafana.get("depends_on")
+    assert depends_on and "prometheus" in depends_on
+
+
+def test_grafana_home_dashboard_is_the_provisioned_overview() -> None:
+    grafana = _services()["grafana"]
+    container_path = _grafana_env()["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    host = _host_path(grafana, container_path)
+    assert host == (GRAFANA_DIR / "dashboards" / "router-overview.json").resolve()
+    assert host.is_file()
+    # Grafana shows the home dashboard only if it was provisioned, with a uid.
+    providers = yaml.safe_load(
+        (GRAFANA_DIR / "provisioning" / "dashboards" / "router.yml").read_text()
+    )["providers"]
+    assert any(container_path.startswith(p["options"]["path"] + "/") for p in providers)
+    assert yaml.safe_load(host.read_text()).get("uid")
+
+
+def test_grafana_allows_anonymous_viewers_only() -> None:
+    env = _grafana_env()
+    assert env.get("GF_AUTH_ANONYMOUS_ENABLED") == "true"
+    assert env.get("GF_AUTH_ANONYMOUS_ORG_ROLE") == "Viewer"

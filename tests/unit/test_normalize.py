@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from router.contract import CHANNELS, Channel
-from router.normalize import LEAD_ID_NAMESPACE, fingerprint, normalize
+from router.normalize import LEAD_ID_NAMESPACE, REJECTION_REASONS, fingerprint, normalize
 from router.records import IntakeRef, NormalizedLead, Rejection
 
 pytestmark = pytest.mark.unit
@@ -509,6 +509,7 @@ def assert_total(raw: bytes, channel: Channel) -> None:
     assert isinstance(result, NormalizedLead | Rejection)
     if isinstance(result, Rejection):
         assert result.reason != "internal_error", result
+        assert result.reason in REJECTION_REASONS, result
     else:
         assert result.contact.phone is None or result.contact.phone.startswith("+")
         result.model_dump_json()  # whatever is accepted can also be written out
