@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -36,8 +37,12 @@ async def produce(
     seed: int = 0,
     base_time: datetime | None = None,
     keep_events: bool = False,
+    stop: Callable[[], bool] = lambda: False,
 ) -> ProduceReport:
-    """Produce `count` events; `rate` in events/s (None or 0 means as fast as possible)."""
+    """Produce `count` events; `rate` in events/s (None or 0 means as fast as possible).
+
+    `stop` is polled before each event: a caller can end a long feed early.
+    """
     report = ProduceReport()
     events = generate(count, seed, base_time=base_time or datetime.now(UTC), rate=rate)
     client = producer(bootstrap_servers)
@@ -45,6 +50,8 @@ async def produce(
     started = time.monotonic()
     try:
         for i, event in enumerate(events):
+            if stop():
+                break
             if rate:
                 ahead = started + i / rate - time.monotonic()
                 if ahead > 0:
