@@ -89,16 +89,31 @@ def register(topology: Topology, deps: Deps) -> None:
 
     @app.agent(topology.offers, name="offers", concurrency=1)
     async def offer_agent(stream: StreamT[bytes]) -> None:
+        table = topology.caps
+        pruned_through: dict[str, str] = {}
         async for value in stream:
             started = time.perf_counter()
             now = deps.clock()
             offer = codec.decode(Offer, value)
             buyer = deps.buyers.get(offering.current_buyer_id(offer))
-            key = offering.cap_key(offer, buyer) if buyer else None
-            state = (topology.caps.get(key) if key else None) or caps.empty_state()
-            new_state, emits = offering.decide(offer, buyer, state, now)
-            if key and new_state is not state:
-                topology.caps[key] = new_state
+            keys = offering.cap_keys(offer, buyer) if buyer else None
+            counts = table.get(keys.counts) if keys else None
+            entry = table.get(keys.ledger) if keys else None
+            result = offering.decide(offer, buyer, counts, entry, now)
+            if keys and buyer:
+                if keys.day > pruned_through.get(buyer.id, ""):
+                    # First offer of a new buyer-local day here: prune what aged out. Local
+                    # memo only; pruning is idempotent, so a restart just prunes again.
+                    for stale in caps.expired_keys(list(table.keys()), buyer.id, keys.day):
+                        del table[stale]
+                    pruned_through[buyer.id] = keys.day
+                # Counts before the ledger entry: both go to the same changelog partition, in
+                # order, so a ledger entry that survived a crash implies its count did too.
+                if result.counts is not counts:
+                    table[keys.counts] = result.counts
+                if result.entry is not entry:
+                    table[keys.ledger] = result.entry
+            emits = result.emits
             stage_seconds["offer"].observe(time.perf_counter() - started)
             await send_all(emits)
             observability.observe(metrics, emits, now)

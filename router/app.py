@@ -13,7 +13,6 @@ from prometheus_client import CollectorRegistry
 from router import agents, catalog, metrics, normalize, observability, web
 from router.agents import Clock
 from router.buyers import Buyer
-from router.logs import logging_config
 from router.settings import Settings
 from router.topology import Topology, declare
 
@@ -53,7 +52,6 @@ def create_app(
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
-        logging_config=logging_config(settings.log_level),
         autodiscover=False,
     )
     normalize.warm_up()

@@ -1,32 +1,45 @@
 """Count caps in the buyer's own time zone, with replay-safe accounting.
 
-One table entry per buyer and local day holds the lead ids accepted (with their local hour)
-and declined. A replayed offer finds its lead id and gets the same answer again, so a cap
-is never double-counted and a lead is never re-decided differently.
+Two kinds of small table entries, both touched only from the buyer's own partition:
+- counts per buyer and local day (`buyer|day`): leads sold that day and per local hour;
+- a ledger entry per offer (`buyer|day|lead_id`): what was decided for that lead.
+
+A replayed offer finds its ledger entry and gets the same answer again, so a cap is never
+double-counted and a lead is never re-decided differently. Entries stay constant-size, so a
+write costs the same whether a buyer has sold 5 leads today or 50,000.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 from functools import cache
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 from zoneinfo import ZoneInfo
 
 from router.buyers import Buyer
 
+# Ledger and counts older than this many buyer-local days are pruned: long past any replay.
+RETENTION_DAYS = 3
 
-class Acceptance(TypedDict):
+
+class Counts(TypedDict):
+    day: int
+    hours: dict[str, int]
+
+
+class LedgerEntry(TypedDict):
+    reason: str  # "sold", "capped:hourly" or "capped:daily"
     hour: str
-    sold_at: str
+    sold_at: str | None
 
 
-class CapState(TypedDict):
-    accepted: dict[str, Acceptance]
-    declined: dict[str, str]
-
-
-def empty_state() -> CapState:
-    return {"accepted": {}, "declined": {}}
+class CapCheck(NamedTuple):
+    reason: str
+    replayed: bool
+    sold_at: str | None
+    counts: Counts | None  # the same object when unchanged
+    entry: LedgerEntry
 
 
 @cache
@@ -43,53 +56,66 @@ def local_windows(buyer: Buyer, occurred_at: datetime) -> tuple[str, str]:
     return local.strftime("%Y-%m-%d"), local.strftime("%Y-%m-%dT%H%z")
 
 
-def table_key(buyer_id: str, day: str) -> str:
+def local_hour(buyer: Buyer, now: datetime) -> int:
+    return now.astimezone(_zone(buyer.timezone)).hour
+
+
+def counts_key(buyer_id: str, day: str) -> str:
     return f"{buyer_id}|{day}"
 
 
-class CapCheck(TypedDict):
-    reason: str  # "sold", "capped:hourly" or "capped:daily"
-    replayed: bool
-    sold_at: str | None
-    state: CapState
+def ledger_key(buyer_id: str, day: str, lead_id: str) -> str:
+    return f"{buyer_id}|{day}|{lead_id}"
+
+
+def sold_in(counts: Counts | None, hour: str) -> tuple[int, int]:
+    """(sold that day, sold in that hour)."""
+    if counts is None:
+        return 0, 0
+    return counts["day"], counts["hours"].get(hour, 0)
 
 
 def check(
-    buyer: Buyer, lead_id: str, occurred_at: datetime, state: CapState, now: datetime
+    buyer: Buyer,
+    lead_id: str,
+    occurred_at: datetime,
+    counts: Counts | None,
+    entry: LedgerEntry | None,
+    now: datetime,
 ) -> CapCheck:
-    """Accept or decline one lead against the buyer's caps; returns a new state."""
-    _, hour = local_windows(buyer, occurred_at)
-    if (done := state["accepted"].get(lead_id)) is not None:
-        return {"reason": "sold", "replayed": True, "sold_at": done["sold_at"], "state": state}
-    if (reason := state["declined"].get(lead_id)) is not None:
-        return {"reason": reason, "replayed": True, "sold_at": None, "state": state}
+    """Accept or decline one lead against the buyer's caps. Inputs are never mutated."""
+    if entry is not None:
+        return CapCheck(entry["reason"], True, entry["sold_at"], counts, entry)
 
-    accepted = state["accepted"]
-    caps = buyer.caps
+    _, hour = local_windows(buyer, occurred_at)
+    day_sold, hour_sold = sold_in(counts, hour)
+    limits = buyer.caps
     reason = "sold"
-    if caps.daily is not None and len(accepted) >= caps.daily:
+    if limits.daily is not None and day_sold >= limits.daily:
         reason = "capped:daily"
-    elif caps.hourly is not None and (
-        sum(1 for a in accepted.values() if a["hour"] == hour) >= caps.hourly
-    ):
+    elif limits.hourly is not None and hour_sold >= limits.hourly:
         reason = "capped:hourly"
 
-    if reason == "sold":
-        sold_at = now.isoformat()
-        new_accepted = {**accepted, lead_id: Acceptance(hour=hour, sold_at=sold_at)}
-        return {
-            "reason": reason,
-            "replayed": False,
-            "sold_at": sold_at,
-            "state": {"accepted": new_accepted, "declined": state["declined"]},
-        }
-    return {
-        "reason": reason,
-        "replayed": False,
-        "sold_at": None,
-        "state": {"accepted": accepted, "declined": {**state["declined"], lead_id: reason}},
-    }
+    if reason != "sold":
+        return CapCheck(
+            reason, False, None, counts, LedgerEntry(reason=reason, hour=hour, sold_at=None)
+        )
+    sold_at = now.isoformat()
+    hours = counts["hours"] if counts else {}
+    new_counts = Counts(day=day_sold + 1, hours={**hours, hour: hour_sold + 1})
+    return CapCheck(
+        reason, False, sold_at, new_counts, LedgerEntry(reason=reason, hour=hour, sold_at=sold_at)
+    )
 
 
-def local_hour(buyer: Buyer, now: datetime) -> int:
-    return now.astimezone(_zone(buyer.timezone)).hour
+def expired_keys(keys: Iterable[str], buyer_id: str, today: str) -> list[str]:
+    """This buyer's counts and ledger keys for days more than RETENTION_DAYS before `today`."""
+    cutoff = (date.fromisoformat(today) - timedelta(days=RETENTION_DAYS)).isoformat()
+    prefix = f"{buyer_id}|"
+    expired = []
+    for key in keys:
+        if isinstance(key, str) and key.startswith(prefix):
+            day = key[len(prefix) :].split("|", 1)[0]
+            if day < cutoff:
+                expired.append(key)
+    return expired

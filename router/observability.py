@@ -13,7 +13,7 @@ from faust.sensors import Sensor
 
 from router import caps
 from router.buyers import Buyer
-from router.caps import CapState
+from router.caps import Counts
 from router.metrics import OTHER, Metrics
 from router.normalize import REJECTION_REASONS
 from router.records import BuyerLead, DeadLetter, Decision, Emit
@@ -84,7 +84,7 @@ def vertical_label(vertical: str | None, known: Set[str]) -> str:
 def publish_cap_usage(
     metrics: Metrics,
     buyers: Iterable[Buyer],
-    lookup: Callable[[str], CapState | None],
+    lookup: Callable[[str], Counts | None],
     now: datetime,
 ) -> None:
     """Usage of each buyer's current local windows, read from the cap table.
@@ -95,12 +95,9 @@ def publish_cap_usage(
     """
     for buyer in buyers:
         day, hour = caps.local_windows(buyer, now)
-        state = lookup(caps.table_key(buyer.id, day)) or caps.empty_state()
-        accepted = state["accepted"].values()
-        metrics.cap_used.labels(buyer.id, "daily").set(len(accepted))
-        metrics.cap_used.labels(buyer.id, "hourly").set(
-            sum(1 for a in accepted if a["hour"] == hour)
-        )
+        day_sold, hour_sold = caps.sold_in(lookup(caps.counts_key(buyer.id, day)), hour)
+        metrics.cap_used.labels(buyer.id, "daily").set(day_sold)
+        metrics.cap_used.labels(buyer.id, "hourly").set(hour_sold)
 
 
 def initialize_series(metrics: Metrics, buyers: Iterable[Buyer], topics: Iterable[str]) -> None:

@@ -8,7 +8,6 @@ from prometheus_client import CollectorRegistry
 
 from router import metrics, observability
 from router.buyers import Buyer, Caps
-from router.caps import empty_state
 from router.records import (
     BuyerLead,
     DeadLetter,
@@ -129,12 +128,8 @@ def test_vertical_labels_are_bounded_by_what_buyers_buy() -> None:
 
 def test_cap_gauges_show_usage_of_the_buyer_s_current_windows() -> None:
     registry, m = fresh()
-    state = empty_state()
-    state["accepted"] = {
-        "a": {"hour": "2026-11-23T09-0600", "sold_at": NOW.isoformat()},
-        "b": {"hour": "2026-11-23T08-0600", "sold_at": NOW.isoformat()},
-    }
-    table = {"acme|2026-11-23": state}
+    counts = {"day": 2, "hours": {"2026-11-23T09-0600": 1, "2026-11-23T08-0600": 1}}
+    table = {"acme|2026-11-23": counts}
     observability.publish_cap_usage(m, [BUYER], table.get, NOW)  # 15:00Z is 09:00 Chicago
     observability.publish_cap_limits(m, [BUYER])
     sample = registry.get_sample_value

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from router import caps, catalog, offering
 from router.buyers import Buyer, Caps
-from router.caps import CapState
+from router.caps import Counts, LedgerEntry
 from router.records import (
     BuyerLead,
     Candidate,
@@ -83,12 +83,47 @@ def make_offer(
 
 
 def decide(
-    offer: Offer, buyer: Buyer | None, state: CapState, now: datetime = NOW
-) -> tuple[CapState, list[Emit]]:
-    before = copy.deepcopy(state)
-    new_state, emits = offering.decide(offer, buyer, state, now)
-    assert state == before, "decide mutated its input state"
-    return new_state, emits
+    offer: Offer,
+    buyer: Buyer | None,
+    counts: Counts | None = None,
+    entry: LedgerEntry | None = None,
+    now: datetime = NOW,
+) -> offering.OfferResult:
+    before = copy.deepcopy((counts, entry))
+    result = offering.decide(offer, buyer, counts, entry, now)
+    assert (counts, entry) == before, "decide mutated its inputs"
+    return result
+
+
+class Agent:
+    """The offer agent's table handling, as in router/agents.py."""
+
+    def __init__(self, buyers: dict[str, Buyer]) -> None:
+        self.buyers = buyers
+        self.table: dict[str, Any] = {}
+        self.writes: list[list[str]] = []
+        self.pruned_through: dict[str, str] = {}
+
+    def offer(self, offer: Offer, now: datetime = NOW) -> offering.OfferResult:
+        buyer = self.buyers.get(offering.current_buyer_id(offer))
+        keys = offering.cap_keys(offer, buyer) if buyer else None
+        counts = self.table.get(keys.counts) if keys else None
+        entry = self.table.get(keys.ledger) if keys else None
+        result = decide(offer, buyer, counts, entry, now)
+        written: list[str] = []
+        if keys and buyer:
+            if keys.day > self.pruned_through.get(buyer.id, ""):
+                for stale in caps.expired_keys(list(self.table), buyer.id, keys.day):
+                    del self.table[stale]
+                self.pruned_through[buyer.id] = keys.day
+            if result.counts is not counts:
+                self.table[keys.counts] = result.counts
+                written.append(keys.counts)
+            if result.entry is not entry:
+                self.table[keys.ledger] = result.entry
+                written.append(keys.ledger)
+        self.writes.append(written)
+        return result
 
 
 # --- sale --------------------------------------------------------------------------------
@@ -97,7 +132,7 @@ def decide(
 def test_sale_emits_buyer_lead_and_sold_decision() -> None:
     lead = make_lead(1)
     offer = make_offer(lead, ["b1", "b2", "b3"])
-    state, emits = decide(offer, make_buyer("b1"), caps.empty_state())
+    counts, entry, emits = decide(offer, make_buyer("b1"))
 
     assert [(e.topic, e.key, type(e.value)) for e in emits] == [
         ("buyer.b1", "lead-1", BuyerLead),
@@ -131,13 +166,15 @@ def test_sale_emits_buyer_lead_and_sold_decision() -> None:
         Verdict(buyer_id="b3", reason="outbid"),
     ]
     assert decision.timings.decided_at == NOW
-    assert state["accepted"]["lead-1"]["sold_at"] == NOW.isoformat()
+    # 17:30 UTC is 13:30 in New York.
+    assert counts == {"day": 1, "hours": {"2026-06-01T13-0400": 1}}
+    assert entry == {"reason": "sold", "hour": "2026-06-01T13-0400", "sold_at": NOW.isoformat()}
 
 
 def test_sale_further_down_the_ranking_keeps_earlier_verdicts() -> None:
     capped = Verdict(buyer_id="b1", reason="capped:daily")
     offer = make_offer(make_lead(2), ["b1", "b2", "b3"], position=1, verdicts=[FILTERED, capped])
-    _, emits = decide(offer, make_buyer("b2"), caps.empty_state())
+    _, _, emits = decide(offer, make_buyer("b2"))
     assert emits[0].topic == "buyer.b2"
     assert isinstance(emits[0].value, BuyerLead)
     assert emits[0].value.price == 30.0
@@ -152,15 +189,19 @@ def test_sale_further_down_the_ranking_keeps_earlier_verdicts() -> None:
     ]
 
 
-def test_replayed_sale_re_emits_the_same_buyer_lead_and_keeps_state() -> None:
+def test_replayed_sale_re_emits_the_same_buyer_lead_and_keeps_counts() -> None:
     offer = make_offer(make_lead(3), ["b1", "b2"])
     b1 = make_buyer("b1", daily=1)
-    state, first = decide(offer, b1, caps.empty_state())
-    again_state, again = decide(offer, b1, state, NOW + timedelta(minutes=7))
-    assert again_state is state
-    assert again[0] == first[0]
-    assert isinstance(again[0].value, BuyerLead)
-    assert again[0].value.sold_at == NOW
+    counts, entry, first = decide(offer, b1)
+    again = decide(offer, b1, counts, entry, NOW + timedelta(minutes=7))
+    assert again.counts is counts
+    assert again.entry is entry
+    assert counts is not None
+    assert counts["day"] == 1
+    assert again.emits[0] == first[0]
+    sold = again.emits[0].value
+    assert isinstance(sold, BuyerLead)
+    assert sold.sold_at == NOW
 
 
 # --- declines ----------------------------------------------------------------------------
@@ -177,7 +218,7 @@ def _passed(emits: list[Emit]) -> Offer:
 
 def test_daily_capped_buyer_passes_offer_to_next_candidate() -> None:
     offer = make_offer(make_lead(4), ["b1", "b2", "b3"])
-    state, emits = decide(offer, make_buyer("b1", daily=0), caps.empty_state())
+    counts, entry, emits = decide(offer, make_buyer("b1", daily=0))
     passed = _passed(emits)
     assert emits[0].key == "b2"
     assert passed.position == 1
@@ -185,32 +226,43 @@ def test_daily_capped_buyer_passes_offer_to_next_candidate() -> None:
     assert passed.model_dump(exclude={"position", "verdicts"}) == offer.model_dump(
         exclude={"position", "verdicts"}
     )
-    assert state["declined"] == {"lead-4": "capped:daily"}
+    assert counts is None
+    assert entry == {"reason": "capped:daily", "hour": "2026-06-01T13-0400", "sold_at": None}
 
 
 def test_hourly_capped_buyer_passes_offer_to_next_candidate() -> None:
     b1 = make_buyer("b1", hourly=1)
-    state, _ = decide(make_offer(make_lead(5), ["b1"]), b1, caps.empty_state())
-    state, emits = decide(make_offer(make_lead(6), ["b1", "b3"]), b1, state)
-    passed = _passed(emits)
-    assert emits[0].key == "b3"
+    counts, _, _ = decide(make_offer(make_lead(5), ["b1"]), b1)
+    result = decide(make_offer(make_lead(6), ["b1", "b3"]), b1, counts)
+    passed = _passed(result.emits)
+    assert result.emits[0].key == "b3"
     assert passed.verdicts[-1] == Verdict(buyer_id="b1", reason="capped:hourly")
-    assert set(state["accepted"]) == {"lead-5"}
+    assert result.counts is counts
+    assert counts == {"day": 1, "hours": {"2026-06-01T13-0400": 1}}
+    assert result.entry is not None
+    assert result.entry["reason"] == "capped:hourly"
 
 
 def test_replayed_decline_keeps_its_verdict_after_the_day_fills() -> None:
     b1 = make_buyer("b1", hourly=1, daily=2)
     at = datetime(2026, 6, 1, 14, 0, tzinfo=UTC)
-    state, _ = decide(make_offer(make_lead(11, at), ["b1"]), b1, caps.empty_state())
+    agent = Agent({"b1": b1})
+    agent.offer(make_offer(make_lead(11, at), ["b1"]))
     declined = make_offer(make_lead(12, at + timedelta(minutes=30)), ["b1", "b2"])
-    state, first = decide(declined, b1, state)
+    first = agent.offer(declined).emits
     assert _passed(first).verdicts[-1] == Verdict(buyer_id="b1", reason="capped:hourly")
-    state, sold = decide(make_offer(make_lead(13, at + timedelta(hours=1)), ["b1"]), b1, state)
+    sold = agent.offer(make_offer(make_lead(13, at + timedelta(hours=1)), ["b1"])).emits
     assert sold[0].topic == "buyer.b1"
+    counts = agent.table["b1|2026-06-01"]
+    assert counts["day"] == 2  # the day is full now
+    ledger = agent.table["b1|2026-06-01|lead-12"]
 
-    again_state, again = decide(declined, b1, state, NOW + timedelta(hours=2))
-    assert again == first
-    assert again_state is state
+    again = agent.offer(declined, NOW + timedelta(hours=2))
+    assert again.emits == first
+    assert again.counts is counts
+    assert again.entry is ledger
+    assert agent.writes[-1] == []
+    assert agent.table["b1|2026-06-01"] is counts
 
 
 def test_last_decline_emits_unsold_with_every_verdict() -> None:
@@ -219,7 +271,7 @@ def test_last_decline_emits_unsold_with_every_verdict() -> None:
     emits: list[Emit] = [Emit(catalog.OFFERS, "b1", offer)]
     for _ in range(3):
         current = _passed(emits)
-        _, emits = decide(current, buyers[offering.current_buyer_id(current)], caps.empty_state())
+        _, _, emits = decide(current, buyers[offering.current_buyer_id(current)])
 
     assert [(e.topic, e.key) for e in emits] == [
         (catalog.UNSOLD, "lead-7"),
@@ -240,26 +292,28 @@ def test_last_decline_emits_unsold_with_every_verdict() -> None:
 
 
 def test_unknown_buyer_is_a_verdict_and_the_offer_moves_on() -> None:
-    state = caps.empty_state()
     offer = make_offer(make_lead(8), ["gone", "b2"])
-    new_state, emits = decide(offer, None, state)
-    assert new_state is state
+    counts, entry, emits = decide(offer, None)
+    assert counts is None
+    assert entry is None
     passed = _passed(emits)
     assert emits[0].key == "b2"
     assert passed.verdicts == [FILTERED, Verdict(buyer_id="gone", reason="unknown_buyer")]
 
-    _, last = decide(make_offer(make_lead(9), ["gone"], verdicts=[]), None, state)
+    _, _, last = decide(make_offer(make_lead(9), ["gone"], verdicts=[]), None)
     assert [e.topic for e in last] == [catalog.UNSOLD, catalog.DECISIONS]
     assert isinstance(last[0].value, UnsoldLead)
     assert last[0].value.verdicts == [Verdict(buyer_id="gone", reason="unknown_buyer")]
 
 
-def test_cap_key_is_the_buyer_local_day() -> None:
+def test_cap_keys_are_the_buyer_local_day() -> None:
     offer = make_offer(make_lead(10, datetime(2026, 3, 10, 3, 30, tzinfo=UTC)), ["b1"])
-    assert offering.cap_key(offer, make_buyer("b1", timezone="America/Los_Angeles")) == (
-        "b1|2026-03-09"
+    assert offering.cap_keys(offer, make_buyer("b1", timezone="America/Los_Angeles")) == (
+        offering.CapKeys("2026-03-09", "b1|2026-03-09", "b1|2026-03-09|lead-10")
     )
-    assert offering.cap_key(offer, make_buyer("b1", timezone="UTC")) == "b1|2026-03-10"
+    assert offering.cap_keys(offer, make_buyer("b1", timezone="UTC")) == (
+        offering.CapKeys("2026-03-10", "b1|2026-03-10", "b1|2026-03-10|lead-10")
+    )
 
 
 # --- property: a tiny agent --------------------------------------------------------------
@@ -310,7 +364,7 @@ def test_every_lead_gets_one_answer_and_caps_hold_under_replay(
     scenario: tuple[dict[str, Buyer], list[Offer]], data: st.DataObject
 ) -> None:
     buyers, initial = scenario
-    table: dict[str, CapState] = {}
+    agent = Agent(buyers)
     queue: deque[Offer] = deque(initial)
     history: list[Offer] = []
     answers: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
@@ -327,14 +381,16 @@ def test_every_lead_gets_one_answer_and_caps_hold_under_replay(
         offer = queue.popleft()
         history.append(offer)
 
-        # What the offer agent does.
-        buyer = buyers.get(offering.current_buyer_id(offer))
-        key = offering.cap_key(offer, buyer) if buyer else None
-        state = (table.get(key) if key else None) or caps.empty_state()
-        new_state, emits = decide(offer, buyer, state, now)
-        if key:
-            table[key] = new_state
+        emits = agent.offer(offer, now).emits
         now += timedelta(seconds=1)
+        buyer = buyers.get(offering.current_buyer_id(offer))
+        if buyer:
+            keys = offering.cap_keys(offer, buyer)
+            # Counts before the ledger entry, and a ledger entry for every offer seen.
+            assert agent.writes[-1] in ([], [keys.ledger], [keys.counts, keys.ledger])
+            assert keys.ledger in agent.table
+        else:
+            assert agent.writes[-1] == []
 
         lead_id = offer.lead.lead_id
         signature = [_signature(e) for e in emits]
@@ -386,3 +442,14 @@ def test_every_lead_gets_one_answer_and_caps_hold_under_replay(
     for (buyer_id, _), leads in per_hour.items():
         hourly = buyers[buyer_id].caps.hourly
         assert hourly is None or len(leads) <= hourly
+
+    # The stored counts match the recount from emitted sales exactly: no double counting.
+    stored = {k: v for k, v in agent.table.items() if k.count("|") == 1}
+    assert stored.keys() == {caps.counts_key(b, day) for b, day in per_day}
+    for (buyer_id, day), leads in per_day.items():
+        hours = {
+            hour: len(hour_leads)
+            for (b, hour), hour_leads in per_hour.items()
+            if b == buyer_id and hour.startswith(day)
+        }
+        assert stored[caps.counts_key(buyer_id, day)] == {"day": len(leads), "hours": hours}
