@@ -30,21 +30,29 @@ async def _assigned(bootstrap_servers: str, topics: Iterable[str]) -> AIOKafkaCo
     return consumer
 
 
-async def read_all(bootstrap_servers: str, topics: Iterable[str]) -> list[ConsumerRecord]:
+async def read_all(
+    bootstrap_servers: str, topics: Iterable[str], timeout_s: float = 60.0
+) -> list[ConsumerRecord]:
     """Every record currently in the topics (up to their end offsets at call time)."""
+    deadline = time.monotonic() + timeout_s
     consumer = await _assigned(bootstrap_servers, topics)
     try:
         assignment = consumer.assignment()
         end = await consumer.end_offsets(list(assignment))
         records: list[ConsumerRecord] = []
         pending = {tp for tp, offset in end.items() if offset > 0}
-        while pending:
-            batch = await consumer.getmany(timeout_ms=500)
+        # Some Kafka-protocol brokers report the start of the last batch as the end offset
+        # (0 for a partition holding one batch), so poll until nothing more arrives too.
+        while True:
+            batch = await consumer.getmany(timeout_ms=300)
             for tp, messages in batch.items():
                 records.extend(messages)
                 if messages and messages[-1].offset + 1 >= end[tp]:
                     pending.discard(tp)
-        return records
+            if not batch and not pending:
+                return records
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"partitions not read to their end: {sorted(pending)}")
     finally:
         await consumer.stop()
 
