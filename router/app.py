@@ -15,6 +15,7 @@ from router.agents import Clock
 from router.buyers import Buyer
 from router.settings import Settings
 from router.topology import Topology, declare
+from router.transport import Transport
 
 SAMPLE_INTERVAL_S = 5.0
 
@@ -53,6 +54,9 @@ def create_app(
         web_host=settings.web_host,
         web_port=settings.web_port,
         autodiscover=False,
+    )
+    app.transport = Transport(
+        app.conf.broker_consumer, app, fetch_max_wait_ms=settings.fetch_max_wait_ms
     )
     normalize.warm_up()
     topology = declare(app, settings)

@@ -21,8 +21,6 @@ import math
 import os
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -46,6 +44,7 @@ from router.bench_topology import (
 )
 from router.buyers import US_STATES
 from router.contract import CHANNELS
+from router.workers import WorkerProcesses
 
 # -- pure helpers ------------------------------------------------------------------------------
 
@@ -373,67 +372,6 @@ class DecisionReader:
 
 
 @dataclass
-class Workers:
-    bootstrap: str
-    buyers_file: Path
-    app_id: str
-    partitions: int
-    log_dir: Path
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def start(self, count: int) -> None:
-        for index in range(count):
-            env = {
-                **os.environ,
-                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-                "ROUTER_BUYERS_FILE": str(self.buyers_file),
-                "ROUTER_APP_ID": self.app_id,
-                "ROUTER_PARTITIONS": str(self.partitions),
-                "ROUTER_WEB_PORT": str(_free_port()),
-                "ROUTER_LOG_LEVEL": "warning",
-            }
-            with open(self.log_dir / f"worker-{index}.log", "wb") as log:
-                self.processes.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "router", "worker"],
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                    )
-                )
-
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.processes]
-
-    def check_alive(self) -> None:
-        for index, process in enumerate(self.processes):
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"worker {index} exited with {process.returncode}; "
-                    f"log: {self.log_dir / f'worker-{index}.log'}"
-                )
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-
-
-def _free_port() -> int:
-    from router.embedded import free_port
-
-    return free_port()
-
-
-@dataclass
 class Options:
     leads: int
     partitions: int
@@ -453,7 +391,7 @@ async def _drain(
     phases: Sequence[Phase],
     phase: Phase,
     target: int,
-    workers: Workers,
+    workers: WorkerProcesses,
     deadline: float,
     what: str,
     on_first: Any = None,
@@ -505,14 +443,22 @@ async def _router(
     decisions_start = {tp: o for tp, o in before.items() if tp[0] == catalog.DECISIONS}
     reader = DecisionReader(bootstrap, decisions_start)
     await reader.start()
-    workers = Workers(bootstrap, buyers_file, app_id, opts.partitions, workdir)
+    workers = WorkerProcesses(
+        bootstrap,
+        buyers_file,
+        workdir,
+        app_id=app_id,
+        partitions=opts.partitions,
+        env={"ROUTER_LOG_LEVEL": "warning"},
+    )
     try:
         progress(f"router: starting {opts.workers} worker(s), app id {app_id}")
-        workers.start(opts.workers)
+        for _ in range(opts.workers):
+            workers.start()
         cpu_at_first: list[tuple[float, int]] = []
 
         def first_decision() -> None:
-            cpu_at_first.append((_cpu_s(workers.pids), backlog.decided))
+            cpu_at_first.append((_cpu_s([p.pid for p in workers.processes]), backlog.decided))
 
         await _drain(
             reader,
@@ -524,7 +470,7 @@ async def _router(
             "router backlog",
             first_decision,
         )
-        cpu_end = _cpu_s(workers.pids)
+        cpu_end = _cpu_s([p.pid for p in workers.processes])
         cpu_start, decided_at_start = cpu_at_first[0]
         window = opts.leads - decided_at_start
         if window < max(1, opts.leads // 10):  # drained within one poll: whole life instead
@@ -569,7 +515,7 @@ async def _router(
             paced_leads=paced_count,
             paced_decided=paced.decided,
             latency_ms=latency_summary(paced.latencies_ms),
-            peak_rss_mb=round(_peak_rss_mb(workers.pids), 1),
+            peak_rss_mb=round(_peak_rss_mb([p.pid for p in workers.processes]), 1),
         )
     finally:
         await reader.stop()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -23,6 +20,7 @@ from router.buyers import Buyer
 from router.config_file import load_buyers
 from router.loadgen import produce
 from router.settings import Settings
+from router.workers import WorkerProcesses
 
 # Worker start-up plus draining the tail; the feed itself takes leads / rate seconds.
 GRACE_S = 90.0
@@ -132,27 +130,20 @@ def run(settings: Settings, leads: int, rate: float, seed: int) -> int:
         specs = catalog.catalog(settings.app_id, (b.id for b in buyers))
         asyncio.run(ensure_topics(broker.bootstrap_servers, specs, settings.partitions, 1))
         console.print(f"embedded broker on {broker.bootstrap_servers}; starting a worker")
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-            "ROUTER_BUYERS_FILE": str(settings.buyers_file),
-            "ROUTER_PARTITIONS": str(settings.partitions),
-            "ROUTER_WEB_PORT": str(embedded.free_port()),
-        }
-        with open(workdir / "worker.log", "wb") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "router", "worker"], env=env, stdout=log, stderr=log
-            )
+        workers = WorkerProcesses(
+            broker.bootstrap_servers,
+            settings.buyers_file,
+            workdir,
+            app_id=settings.app_id,
+            partitions=settings.partitions,
+        )
+        workers.start()
         try:
             started = time.monotonic()
             tally = asyncio.run(_feed_and_watch(settings, buyers, leads, rate, seed, console))
             elapsed = time.monotonic() - started
         finally:
-            worker.terminate()
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            workers.stop()
     decided = len(tally.decided_keys)
     console.print(
         f"\n[bold]Summary[/]: {decided}/{leads} leads decided in {elapsed:.1f}s "

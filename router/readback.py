@@ -41,16 +41,19 @@ async def read_all(
         end = await consumer.end_offsets(list(assignment))
         records: list[ConsumerRecord] = []
         pending = {tp for tp, offset in end.items() if offset > 0}
-        # Some Kafka-protocol brokers report the start of the last batch as the end offset
-        # (0 for a partition holding one batch), so poll until nothing more arrives too.
+        # Some Kafka-protocol brokers report the start of the last batch as the end offset,
+        # so a partition holding one batch reports 0: poll a little past the known ends.
+        extra_polls = 2 if len(pending) < len(end) else 0
         while True:
             batch = await consumer.getmany(timeout_ms=300)
             for tp, messages in batch.items():
                 records.extend(messages)
                 if messages and messages[-1].offset + 1 >= end[tp]:
                     pending.discard(tp)
-            if not batch and not pending:
-                return records
+            if not pending:
+                if extra_polls == 0:
+                    return records
+                extra_polls -= 1
             if time.monotonic() > deadline:
                 raise TimeoutError(f"partitions not read to their end: {sorted(pending)}")
     finally:

@@ -32,3 +32,6 @@ class Settings(BaseSettings):
     rebalance_timeout_s: float = 20.0
     commit_interval_s: float = 1.0
     producer_linger_ms: int = 5
+    # Kafka wakes a waiting fetch when data arrives; a broker that does not (the embedded
+    # one) holds each fetch this long, on every hop. Tests and the demo lower it.
+    fetch_max_wait_ms: int = Field(default=500, ge=0)

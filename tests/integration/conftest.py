@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -17,6 +12,7 @@ from aiokafka import ConsumerRecord
 
 from router import embedded, readback
 from router.embedded import EmbeddedBroker
+from router.workers import WorkerProcesses
 
 pytestmark = pytest.mark.integration
 
@@ -36,57 +32,23 @@ def fresh_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
         yield running
 
 
-@dataclass
-class Workers:
-    broker: EmbeddedBroker
-    buyers_file: Path
-    log_dir: Path
-    app_id: str = "router-test"
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+class Workers(WorkerProcesses):
+    """Worker subprocesses tuned for tests: a short session timeout, so a killed worker's
+    partitions move on within seconds."""
 
-    def start(self, **env: str) -> subprocess.Popen[bytes]:
-        index = len(self.processes)
-        environment = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
-            "ROUTER_BUYERS_FILE": str(self.buyers_file),
-            "ROUTER_APP_ID": self.app_id,
-            "ROUTER_PARTITIONS": "2",
-            "ROUTER_WEB_PORT": str(embedded.free_port()),
-            "ROUTER_SESSION_TIMEOUT_S": "6",
-            "ROUTER_REBALANCE_TIMEOUT_S": "10",
-            **env,
-        }
-        log = open(self.log_dir / f"worker-{index}.log", "wb")  # noqa: SIM115
-        process = subprocess.Popen(
-            [sys.executable, "-m", "router", "worker"],
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    def __init__(self, broker: EmbeddedBroker, buyers_file: Path, log_dir: Path) -> None:
+        super().__init__(
+            broker.bootstrap_servers,
+            buyers_file,
+            log_dir,
+            app_id="router-test",
+            partitions=2,
+            env={"ROUTER_SESSION_TIMEOUT_S": "6", "ROUTER_REBALANCE_TIMEOUT_S": "10"},
         )
-        log.close()
-        self.processes.append(process)
-        return process
-
-    def kill(self, process: subprocess.Popen[bytes]) -> None:
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        self.broker = broker
 
     def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-
-    def logs(self) -> str:
-        return "\n".join(
-            p.read_text(errors="replace")[-4000:] for p in sorted(self.log_dir.glob("worker-*.log"))
-        )
+        self.stop()
 
 
 @pytest.fixture
