@@ -8,10 +8,15 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from router.synthetic import SyntheticEvent, generate
+
+
+class ProduceError(RuntimeError):
+    pass
 
 
 @dataclass
@@ -48,6 +53,7 @@ async def produce(
     client = producer(bootstrap_servers)
     await client.start()
     started = time.monotonic()
+    pending: list[asyncio.Future[Any]] = []
     try:
         for i, event in enumerate(events):
             if stop():
@@ -56,13 +62,18 @@ async def produce(
                 ahead = started + i / rate - time.monotonic()
                 if ahead > 0:
                     await asyncio.sleep(ahead)
-            await client.send(event.topic, event.payload, key=event.key)
+            pending.append(await client.send(event.topic, event.payload, key=event.key))
             report.produced += 1
             report.by_kind[event.kind] += 1
             report.by_channel[event.channel] += 1
             if keep_events:
                 report.events.append(event)
         await client.flush()
+        # `produced` means acknowledged: a send that failed after its retries is an error here,
+        # not a silently missing event that a caller would later blame on the router.
+        failed = [f.exception() for f in pending if f.exception() is not None]
+        if failed:
+            raise ProduceError(f"{len(failed)} of {len(pending)} sends failed: {failed[0]!r}")
     finally:
         await client.stop()
     report.seconds = time.monotonic() - started

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from conftest import read, wait_for
 from test_pipeline import assert_within_caps, decisions_by_key, write_buyers
@@ -30,9 +31,12 @@ def undecided(broker) -> list[str]:  # type: ignore[no-untyped-def]
     offered = Counter(
         orjson.loads(r.value)["lead"]["event_id"] for r in read(broker, catalog.OFFERS)
     )
-    committed = asyncio.run(committed_offsets(broker, "router-test"))
-    story = []
-    for r in read(broker, *catalog.INTAKE.values()):
+    intake = read(broker, *catalog.INTAKE.values())
+    committed = asyncio.run(
+        committed_offsets(broker, "router-test", {(r.topic, r.partition) for r in intake})
+    )
+    story = [f"{len(intake)} intake records"]
+    for r in intake:
         try:
             event_id = orjson.loads(r.value).get("event_id")
         except (orjson.JSONDecodeError, AttributeError):
@@ -47,11 +51,15 @@ def undecided(broker) -> list[str]:  # type: ignore[no-untyped-def]
     return story[:20]
 
 
-async def committed_offsets(broker, group: str) -> dict[tuple[str, int], int]:  # type: ignore[no-untyped-def]
+async def committed_offsets(  # type: ignore[no-untyped-def]
+    broker, group: str, partitions: set[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group)
+        offsets = await admin.list_consumer_group_offsets(
+            group, partitions=[TopicPartition(t, p) for t, p in sorted(partitions)]
+        )
         return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
     finally:
         await admin.close()
