@@ -147,7 +147,7 @@ def run(settings: Settings, leads: int, rate: float, seed: int) -> int:
     decided = len(tally.decided_keys)
     console.print(
         f"\n[bold]Summary[/]: {decided}/{leads} leads decided in {elapsed:.1f}s "
-        f"(steady {tally.rate:,.0f} decisions/s at a fed rate of {rate:g}/s); "
+        f"({tally.rate:,.0f} decisions/s from first to last decision, fed at {rate:g}/s); "
         + ", ".join(f"{k} {v}" for k, v in sorted(tally.outcomes.items()))
         + f"; revenue ${tally.revenue:,.2f}"
     )

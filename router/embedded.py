@@ -60,15 +60,25 @@ class EmbeddedBroker:
                 self.process.wait(timeout)
 
 
-def start(log_path: Path | None = None, ready_timeout: float = 15.0) -> EmbeddedBroker:
-    """Start Tansu on a free loopback port and wait until it accepts connections."""
+def start(
+    log_path: Path | None = None,
+    ready_timeout: float = 15.0,
+    advertised_port: int | None = None,
+) -> EmbeddedBroker:
+    """Start Tansu on a free loopback port and wait until it accepts connections.
+
+    `advertised_port` makes the broker advertise 127.0.0.1:<advertised_port> in its metadata
+    while still listening on its own port, so clients reach it through whatever listens
+    there (a fault-injecting proxy in the chaos tests). By default it advertises its own port.
+    """
     binary = broker_binary()
     for _attempt in range(3):
         port = free_port()
         url = f"tcp://127.0.0.1:{port}"
+        advertised = f"tcp://127.0.0.1:{advertised_port}" if advertised_port is not None else url
         log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
         process = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -87,8 +97,10 @@ def start(log_path: Path | None = None, ready_timeout: float = 15.0) -> Embedded
 
 
 @contextlib.contextmanager
-def running(log_path: Path | None = None) -> Iterator[EmbeddedBroker]:
-    broker = start(log_path)
+def running(
+    log_path: Path | None = None, advertised_port: int | None = None
+) -> Iterator[EmbeddedBroker]:
+    broker = start(log_path, advertised_port=advertised_port)
     try:
         yield broker
     finally:
