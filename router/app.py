@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from router.topology import Topology, declare
 from router.transport import Transport
 
 SAMPLE_INTERVAL_S = 5.0
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -48,6 +50,7 @@ def create_app(
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_commit_interval=settings.commit_interval_s,
         producer_linger_ms=settings.producer_linger_ms,
+        producer_max_request_size=catalog.DEAD_LETTER_MAX_BYTES,
         stream_recovery_delay=0.5,
         web_enabled=settings.web_enabled,
         web_bind=settings.web_host,
@@ -93,7 +96,13 @@ def create_app(
         now = clock()
         observability.publish_local_hours(router_metrics, buyers, now)
         observability.publish_cap_usage(router_metrics, buyers, topology.caps.get, now)
-        await lag.sample(app.consumer.assignment())
+        try:
+            await lag.sample(app.consumer.assignment())
+        except Exception as exc:
+            # An exception escaping a Faust timer crashes the whole worker; a metric must
+            # never take the router down while the broker is briefly unreachable.
+            log.warning("lag sample failed", extra={"error": repr(exc)})
+            await lag.reset()
 
     observability.publish_local_hours(router_metrics, buyers, clock())
     web.register(app, registry)

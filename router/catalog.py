@@ -21,6 +21,9 @@ DEDUP_TABLE = "dedup"
 CAPS_TABLE = "caps"
 
 DAY_MS = 86_400_000
+# A dead letter carries the original bytes in base64 (4/3 of their size) plus metadata, so it
+# must be allowed to be larger than the largest intake record (Kafka's default is ~1 MB).
+DEAD_LETTER_MAX_BYTES = 4 * 1024 * 1024
 
 
 def buyer_topic(buyer_id: str) -> str:
@@ -87,10 +90,10 @@ def catalog(app_id: str, buyer_ids: Iterable[str] = ()) -> tuple[TopicSpec, ...]
         TopicSpec(
             REJECTED,
             "output",
-            "event_id (null when unreadable)",
+            "event_id, or topic/partition/offset when unreadable",
             "Dead letters with original bytes and reason",
             records.DeadLetter,
-            {"retention.ms": str(30 * DAY_MS)},
+            {"retention.ms": str(30 * DAY_MS), "max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
         ),
         TopicSpec(
             UNSOLD,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Set
 from datetime import datetime
@@ -201,8 +202,12 @@ class LagMonitor:
             self.metrics.committed_offset.labels(*labels).set(done)
             self.metrics.consumer_lag.labels(*labels).set(max(0, end - done))
 
-    async def close(self) -> None:
-        if self._admin is not None:
-            await self._admin.close()
-        if self._consumer is not None:
-            await self._consumer.stop()
+    async def reset(self) -> None:
+        """Drop the clients (after an error): the next sample connects afresh."""
+        admin, consumer = self._admin, self._consumer
+        self._admin = self._consumer = None
+        with contextlib.suppress(Exception):
+            if admin is not None:
+                await admin.close()
+            if consumer is not None:
+                await consumer.stop()
