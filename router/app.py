@@ -59,7 +59,11 @@ def create_app(
         autodiscover=False,
     )
     app.transport = Transport(
-        app.conf.broker_consumer, app, fetch_max_wait_ms=settings.fetch_max_wait_ms
+        app.conf.broker_consumer,
+        app,
+        bootstrap_servers=settings.bootstrap_servers,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        verify_end_offsets=settings.verify_end_offsets,
     )
     normalize.warm_up()
     topology = declare(app, settings)

@@ -1,17 +1,24 @@
-"""Faust's Kafka transport with the one consumer setting Faust does not expose.
+"""Faust's Kafka transport with two consumer settings Faust does not expose.
 
-Faust hard-codes the consumer's fetch.max.wait.ms to 1500. Kafka answers a fetch as soon as
-data arrives, so the value rarely matters there; a broker that holds every fetch for its full
-wait (the embedded one does) adds that much latency to every hop. `ROUTER_FETCH_MAX_WAIT_MS`
-sets it; the default is Kafka's own (500).
+- Faust hard-codes the consumer's fetch.max.wait.ms to 1500. Kafka answers a fetch as soon as
+  data arrives, so the value rarely matters there; a broker that holds every fetch for its full
+  wait (the embedded one does) adds that much latency to every hop.
+  `ROUTER_FETCH_MAX_WAIT_MS` sets it; the default is Kafka's own (500).
+- Faust restores tables by reading changelogs up to their end offsets. A broker that reports
+  the start of the last batch as the end (the embedded one does) makes recovery stop short, so
+  a replayed offer would miss its own sale. `ROUTER_VERIFY_END_OFFSETS` reads past the
+  reported end to find the true one; off by default (Kafka reports it correctly).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Mapping
+from typing import Any, cast
 
 import aiokafka
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -20,6 +27,43 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # aiokafka reads this when the consumer starts its fetcher, which happens later.
         consumer._fetch_max_wait_ms = transport.fetch_max_wait_ms
         return consumer
+
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        reported = await super()._highwaters(partitions)
+        transport = cast(Transport, self.transport)
+        if not transport.verify_end_offsets:
+            return reported
+        return await true_end_offsets(transport.bootstrap_servers, reported)
+
+
+async def true_end_offsets(
+    bootstrap_servers: str, reported: Mapping[TP, int], timeout_s: float = 10.0
+) -> dict[TP, int]:
+    """Read from just before each reported end to where the partition really ends."""
+    ends = dict(reported)
+    unknown = {tp for tp, end in ends.items() if end >= 0}
+    if not unknown:
+        return ends
+    consumer = aiokafka.AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign([aiokafka.TopicPartition(tp.topic, tp.partition) for tp in unknown])
+        for tp in unknown:
+            consumer.seek(aiokafka.TopicPartition(tp.topic, tp.partition), max(0, ends[tp] - 1))
+        deadline = time.monotonic() + timeout_s
+        quiet_polls = 0
+        while quiet_polls < 2 and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            quiet_polls = 0 if batch else quiet_polls + 1
+            for atp, records in batch.items():
+                tp = TP(atp.topic, atp.partition)
+                if records:
+                    ends[tp] = max(ends[tp], records[-1].offset + 1)
+        return ends
+    finally:
+        await consumer.stop()
 
 
 class _Consumer(faust_aiokafka.Consumer):
@@ -30,6 +74,15 @@ class _Consumer(faust_aiokafka.Consumer):
 class Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        bootstrap_servers: str,
+        fetch_max_wait_ms: int,
+        verify_end_offsets: bool,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.bootstrap_servers = bootstrap_servers
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.verify_end_offsets = verify_end_offsets

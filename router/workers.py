@@ -33,6 +33,8 @@ class WorkerProcesses:
             "ROUTER_APP_ID": self.app_id,
             "ROUTER_PARTITIONS": str(self.partitions),
             "ROUTER_WEB_PORT": str(free_port()),
+            # These processes run against the embedded broker, whose end offsets need it.
+            "ROUTER_VERIFY_END_OFFSETS": "true",
             **self.env,
             **env,
         }
