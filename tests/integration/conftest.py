@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from aiokafka import ConsumerRecord
 
-from router import embedded, readback
+from router import catalog, embedded, readback
+from router.admin import ensure_topics
+from router.config_file import load_buyers
 from router.embedded import EmbeddedBroker
 from router.workers import WorkerProcesses
 
@@ -59,6 +61,10 @@ def workers(
 
     def make(buyers_file: Path) -> Workers:
         created = Workers(fresh_broker, buyers_file, tmp_path)
+        # As `router topics create` does before any traffic in a deployment: a producer that
+        # wins the race against the worker's own creation gets broker-default partitions.
+        specs = catalog.catalog(created.app_id, (b.id for b in load_buyers(buyers_file)))
+        asyncio.run(ensure_topics(fresh_broker.bootstrap_servers, specs, created.partitions, 1))
         made.append(created)
         return created
 
