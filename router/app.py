@@ -41,6 +41,7 @@ def create_app(
         settings.app_id,
         broker=broker_urls(settings.bootstrap_servers),
         store="memory://",
+        datadir=str(settings.data_dir / settings.app_id),
         processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -38,3 +39,5 @@ class Settings(BaseSettings):
     # For brokers that report the start of the last batch as a partition's end offset (the
     # embedded one): table recovery then reads on to the true end. Kafka needs no help.
     verify_end_offsets: bool = False
+    # Faust wants a data directory even with in-memory tables; keep it out of the checkout.
+    data_dir: Path = Path(tempfile.gettempdir()) / "lead-router"
