@@ -37,6 +37,7 @@ def create_app(
     registry: CollectorRegistry | None = None,
 ) -> tuple[faust.App, Topology]:
     registry = registry if registry is not None else CollectorRegistry()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.bootstrap_servers),
