@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 import yaml
+from faust.types import TP as FaustTP
 
 from router import catalog
 from router.bench_topology import (
@@ -44,6 +45,7 @@ from router.bench_topology import (
 )
 from router.buyers import US_STATES
 from router.contract import CHANNELS
+from router.transport import true_end_offsets
 from router.workers import WorkerProcesses
 
 # -- pure helpers ------------------------------------------------------------------------------
@@ -237,7 +239,6 @@ class Phase:
 
 TP = tuple[str, int]
 END_SCAN_TIMEOUT_S = 30.0
-END_SCAN_QUIET_MS = 1000
 
 
 def _read(path: str) -> str:
@@ -280,24 +281,18 @@ async def _end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TP, int]:
         if not tps:
             return {}
         reported = await consumer.end_offsets(tps)
-        ends = {(tp.topic, tp.partition): offset for tp, offset in reported.items()}
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, reported[tp])
-        deadline = time.monotonic() + END_SCAN_TIMEOUT_S
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=END_SCAN_QUIET_MS)
-            if not batch:
-                break  # several fetch rounds came back empty: at the end everywhere
-            for tp, records in batch.items():
-                if records:
-                    key = (tp.topic, tp.partition)
-                    ends[key] = max(ends[key], records[-1].offset + 1)
-        else:
-            raise BenchTimeout("finding end offsets: the topics kept growing")
-        return ends
     finally:
         await consumer.stop()
+    try:
+        ends = await true_end_offsets(
+            bootstrap,
+            {FaustTP(tp.topic, tp.partition): end for tp, end in reported.items()},
+            timeout_s=END_SCAN_TIMEOUT_S,
+            strict=True,
+        )
+    except TimeoutError as exc:
+        raise BenchTimeout("finding end offsets: the topics kept growing") from exc
+    return {(tp.topic, tp.partition): end for tp, end in ends.items()}
 
 
 async def _settled_end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TP, int]:

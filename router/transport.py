@@ -37,9 +37,15 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 async def true_end_offsets(
-    bootstrap_servers: str, reported: Mapping[TP, int], timeout_s: float = 10.0
+    bootstrap_servers: str,
+    reported: Mapping[TP, int],
+    timeout_s: float = 10.0,
+    strict: bool = False,
 ) -> dict[TP, int]:
-    """Read from just before each reported end to where the partition really ends."""
+    """Read from just before each reported end to where the partition really ends.
+
+    With `strict`, raise TimeoutError if the partitions were still growing at the deadline.
+    """
     ends = dict(reported)
     unknown = {tp for tp, end in ends.items() if end >= 0}
     if not unknown:
@@ -61,6 +67,8 @@ async def true_end_offsets(
                 tp = TP(atp.topic, atp.partition)
                 if records:
                     ends[tp] = max(ends[tp], records[-1].offset + 1)
+        if strict and quiet_polls < 2:
+            raise TimeoutError("partitions kept growing while their ends were read")
         return ends
     finally:
         await consumer.stop()
