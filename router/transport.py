@@ -8,12 +8,19 @@
   the start of the last batch as the end (the embedded one does) makes recovery stop short, so
   a replayed offer would miss its own sale. `ROUTER_VERIFY_END_OFFSETS` reads past the
   reported end to find the true one; off by default (Kafka reports it correctly).
+
+It also fixes an ordering bug that loses events on any broker: after a rebalance Faust resumes
+the stream partitions *before* seeking them to their committed offsets. Records fetched in
+between move Faust's read offset ahead; the seek then rewinds, Faust drops the re-fetched
+records as already read and books the jump as a gap it treats as acked. An event still in
+flight there was committed past without being processed. The consumer below holds stream
+partitions until the seek is done.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Set
 from typing import Any, cast
 
 import aiokafka
@@ -75,8 +82,33 @@ async def true_end_offsets(
 
 
 class _Consumer(faust_aiokafka.Consumer):
+    # Set from an assignment until the seek to committed offsets; stream partitions Faust
+    # resumes meanwhile wait in `_held_until_seek`.
+    _seek_pending: bool = False
+    _held_until_seek: frozenset[TP] = frozenset()
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
+        self._seek_pending = True
+        self._held_until_seek = frozenset()
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        tpset = set(tps)
+        if self._seek_pending:
+            changelogs = self.app.tables.changelog_topics
+            streams = {tp for tp in tpset if tp.topic not in changelogs}
+            self._held_until_seek |= streams
+            tpset -= streams
+        super().resume_partitions(tpset)
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        self._seek_pending = False
+        held, self._held_until_seek = self._held_until_seek, frozenset()
+        super().resume_partitions(held)
 
 
 class Transport(faust_aiokafka.Transport):
