@@ -78,6 +78,11 @@ class ConfigError(Exception):
 
 
 def load_buyers(path: str | os.PathLike[str]) -> tuple[Buyer, ...]:
+    return tuple(load_config(path).buyers)
+
+
+def load_config(path: str | os.PathLike[str]) -> BuyersConfig:
+    """The whole file: buyers and the verticals' distribution policies."""
     name = os.fspath(path)
     try:
         text = Path(name).read_text(encoding="utf-8")
@@ -89,10 +94,14 @@ def load_buyers(path: str | os.PathLike[str]) -> tuple[Buyer, ...]:
         raise ConfigError(name, f"not UTF-8 text: {exc.reason}") from None
     except OSError as exc:
         raise ConfigError(name, f"cannot read file: {exc.strerror or exc}") from None
-    return parse_buyers(text, name)
+    return parse_config(text, name)
 
 
 def parse_buyers(text: str, path: str = "<string>") -> tuple[Buyer, ...]:
+    return tuple(parse_config(text, path).buyers)
+
+
+def parse_config(text: str, path: str = "<string>") -> BuyersConfig:
     root, data = _compose(text, path)
     if root is None or (isinstance(root, yaml.ScalarNode) and root.tag.endswith(":null")):
         raise ConfigError(path, "file is empty; expected a mapping with a 'buyers' key", line=1)
@@ -116,7 +125,7 @@ def parse_buyers(text: str, path: str = "<string>") -> tuple[Buyer, ...]:
             problems.append(_from_pydantic(root, data, error))
     else:
         if not problems:
-            return tuple(config.buyers)
+            return config
     problems.sort(key=lambda p: p.line or 0)
     raise ConfigError.from_problems(path, problems)
 
