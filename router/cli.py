@@ -6,17 +6,22 @@ import asyncio
 import json
 import logging.config
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NoReturn, TypeVar
 
 import click
 
 from router import catalog
-from router.config_file import ConfigError, load_buyers
+from router.buyers import BuyersConfig
+from router.config_file import ConfigError, load_buyers, load_config
 from router.settings import Settings
+
+T = TypeVar("T")
 
 broker_option = click.option(
     "--broker",
+    "--bootstrap",
     "bootstrap_servers",
     help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS).",
 )
@@ -39,6 +44,30 @@ def buyers_or_exit(path: Path) -> tuple[Any, ...]:
         for message in err.messages():
             click.echo(f"error: {message}", err=True)
         sys.exit(2)
+
+
+def config_or_exit(path: Path) -> BuyersConfig:
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        for message in err.messages():
+            click.echo(f"error: {message}", err=True)
+        sys.exit(2)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def run_against(bootstrap_servers: str, work: Coroutine[Any, Any, T]) -> T:
+    """Run a control command's I/O; a broker problem is one line for the operator."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        return asyncio.run(work)
+    except (KafkaError, TimeoutError) as exc:
+        fail(f"broker {bootstrap_servers}: {exc or type(exc).__name__}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -176,6 +205,151 @@ def buyers_show(file: Path) -> None:
     if not console.is_terminal:  # piped output: don't squeeze the table into 80 columns
         console.width = 160
     console.print(table)
+
+
+@buyers.command("apply")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--remove",
+    type=click.Choice(["tombstone", "pause"]),
+    default="tombstone",
+    show_default=True,
+    help="What happens to live buyers the file no longer lists.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the changes without publishing them.")
+@broker_option
+def buyers_apply(
+    file: Path,
+    remove: Literal["tombstone", "pause"],
+    dry_run: bool,
+    bootstrap_servers: str | None,
+) -> None:
+    """Publish a buyers file to buyers.config: only what changed. Exits 2 on a bad file."""
+    from router import control
+
+    settings = settings_from(bootstrap_servers=bootstrap_servers)
+    desired = config_or_exit(file)
+
+    async def run() -> tuple[list[control.Change], int]:
+        live = await control.read_live(
+            settings.bootstrap_servers, verify_end_offsets=settings.verify_end_offsets
+        )
+        changes = control.plan(desired, live, remove)
+        keys = set(control.desired_entries(desired)) | set(live)
+        if not dry_run:
+            await control.apply(
+                settings.bootstrap_servers,
+                changes,
+                partitions=settings.partitions,
+                replication=settings.replication_factor,
+            )
+        return changes, len(keys) - len(changes)
+
+    changes, unchanged = run_against(settings.bootstrap_servers, run())
+    for change in changes:
+        click.echo(f"{change.action:6} {change.key}")
+    note = " (dry run: nothing published)" if dry_run else ""
+    click.echo(f"{len(changes)} changed, {unchanged} unchanged{note}")
+
+
+def _set_status(
+    buyer_id: str, status: Literal["active", "paused"], bootstrap_servers: str | None
+) -> None:
+    from router import control
+
+    settings = settings_from(bootstrap_servers=bootstrap_servers)
+    try:
+        change = run_against(
+            settings.bootstrap_servers,
+            control.set_status(
+                settings.bootstrap_servers,
+                buyer_id,
+                status,
+                partitions=settings.partitions,
+                replication=settings.replication_factor,
+                verify_end_offsets=settings.verify_end_offsets,
+            ),
+        )
+    except control.ControlError as err:
+        fail(str(err))
+    click.echo(f"{buyer_id} is {status}" + ("" if change else " already; nothing published"))
+
+
+@buyers.command("pause")
+@click.argument("buyer_id", metavar="ID")
+@broker_option
+def buyers_pause(buyer_id: str, bootstrap_servers: str | None) -> None:
+    """Pause a live buyer: it gets no leads until resumed. Exits 1 for an unknown buyer."""
+    _set_status(buyer_id, "paused", bootstrap_servers)
+
+
+@buyers.command("resume")
+@click.argument("buyer_id", metavar="ID")
+@broker_option
+def buyers_resume(buyer_id: str, bootstrap_servers: str | None) -> None:
+    """Resume a paused buyer. Exits 1 for an unknown buyer."""
+    _set_status(buyer_id, "active", bootstrap_servers)
+
+
+@main.command()
+@click.option("--phone", help="Phone number; a US number may omit +1.")
+@click.option("--email", help="Email address.")
+@click.option("--reason", default="opt_out", show_default=True, help="Why, for the record.")
+@broker_option
+def suppress(
+    phone: str | None, email: str | None, reason: str, bootstrap_servers: str | None
+) -> None:
+    """Suppress a consumer: its leads are never sold again.
+
+    Publishes the sha256 of the normalized phone or email to consumers.suppression.
+    Exits 2 for an invalid phone or email.
+    """
+    from router import control
+
+    if (phone is None) == (email is None):
+        fail("give exactly one of --phone or --email", 2)
+    settings = settings_from(bootstrap_servers=bootstrap_servers)
+    try:
+        keys = run_against(
+            settings.bootstrap_servers,
+            control.suppress(
+                settings.bootstrap_servers,
+                phone=phone,
+                email=email,
+                reason=reason,
+                partitions=settings.partitions,
+                replication=settings.replication_factor,
+            ),
+        )
+    except ValueError as err:
+        fail(str(err), 2)
+    kind = "phone" if phone is not None else "email"
+    for key in keys:
+        click.echo(f"suppressed {kind} {key} ({reason})")
+
+
+@main.command()
+@click.argument("event_id")
+@broker_option
+def explain(event_id: str, bootstrap_servers: str | None) -> None:
+    """Tell what happened to one intake event, from leads.decisions. Exits 1 if not found."""
+    from router.explain import find_decision, render
+
+    settings = settings_from(bootstrap_servers=bootstrap_servers)
+    try:
+        decision = run_against(
+            settings.bootstrap_servers,
+            find_decision(
+                settings.bootstrap_servers,
+                event_id,
+                verify_end_offsets=settings.verify_end_offsets,
+            ),
+        )
+    except ValueError as err:
+        fail(str(err))
+    if decision is None:
+        fail(f"no decision recorded for event {event_id!r}")
+    click.echo(render(decision))
 
 
 @main.command()

@@ -19,6 +19,11 @@ COMMANDS = [
     ["topics", "export"],
     ["buyers"],
     ["buyers", "show"],
+    ["buyers", "apply"],
+    ["buyers", "pause"],
+    ["buyers", "resume"],
+    ["suppress"],
+    ["explain"],
 ]
 
 
@@ -51,3 +56,27 @@ def test_topics_export_matches_the_committed_contracts(tmp_path: Path) -> None:
     for generated in tmp_path.rglob("*.json"):
         committed = Path("topics") / generated.relative_to(tmp_path)
         assert committed.read_text() == generated.read_text(), committed
+
+
+def test_buyers_apply_refuses_a_bad_file_with_every_problem_before_any_io(tmp_path: Path) -> None:
+    bad = tmp_path / "buyers.yaml"
+    bad.write_text(
+        "buyers:\n  - id: acme\n    name: Acme\n    verticals: [mortgage]\n    price: -3\n"
+        "  - id: beta\n    name: Beta\n    verticals: []\n    price: 5\n"
+    )
+    # An unroutable broker: the file must be refused before anything connects.
+    result = CliRunner().invoke(main, ["buyers", "apply", str(bad), "--bootstrap", "192.0.2.1:1"])
+    assert result.exit_code == 2
+    assert f"{bad}:5: buyer 'acme', field 'price'" in result.output
+    assert f"{bad}:8: buyer 'beta', field 'verticals'" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--phone", "2125550123", "--email", "a@example.com"], ["--phone", "12"]],
+    ids=["neither", "both", "invalid"],
+)
+def test_suppress_refuses_bad_input_before_any_io(args: list[str]) -> None:
+    result = CliRunner().invoke(main, ["suppress", *args, "--bootstrap", "192.0.2.1:1"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ")
