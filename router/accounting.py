@@ -25,7 +25,7 @@ import calendar
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
 from functools import cache
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, NamedTuple, NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
 from router.buyers import Buyer
@@ -68,6 +68,8 @@ class LedgerEntry(TypedDict):
     sold_at: str | None  # == decided_at for a sale
     returned: bool
     credited_at: str | None  # `now` when a return was credited; restarts the retention clock
+    # The lead's publisher, so feedback on the sale can be credited to its source's record.
+    publisher: NotRequired[str | None]
 
 
 class AccountKeys(NamedTuple):

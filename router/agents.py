@@ -7,16 +7,27 @@ flight when concurrency > 1 (faust-streaming #606), which would lose it on a cra
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from faust.types import StreamT
+from pydantic import ValidationError
 
-from router import caps, codec, intake, observability, offering, screening
-from router.buyers import Buyer
+from router import accounting, codec, feedback, intake, observability, offering, quality, screening
+from router.market import MarketSource
 from router.metrics import Metrics
-from router.records import Emit, IntakeRef, NormalizedLead, Offer
+from router.records import (
+    CallEvent,
+    Emit,
+    Feedback,
+    IntakeRef,
+    NormalizedLead,
+    Offer,
+    PublisherQuality,
+    PublisherSignal,
+)
 from router.topology import Topology
 
 Clock = Callable[[], datetime]
@@ -24,7 +35,7 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True)
 class Deps:
-    buyers: Mapping[str, Buyer]
+    market: MarketSource
     dedup_window: timedelta
     clock: Clock
     metrics: Metrics
@@ -38,7 +49,9 @@ def _broker_time(timestamp: float | None, fallback: datetime) -> datetime:
 def register(topology: Topology, deps: Deps) -> None:
     app = topology.app
     metrics = deps.metrics
-    stage_seconds = {s: metrics.stage_seconds.labels(s) for s in ("intake", "screen", "offer")}
+    stage_seconds = {
+        s: metrics.stage_seconds.labels(s) for s in ("intake", "screen", "offer", "feedback")
+    }
 
     async def send_all(emits: Iterable[Emit]) -> None:
         for emit in emits:
@@ -46,6 +59,11 @@ def register(topology: Topology, deps: Deps) -> None:
                 key=emit.key.encode() if emit.key is not None else None,
                 value=codec.encode(emit.value),
             )
+
+    def assign(table: Any, writes: Iterable[tuple[str, Any]]) -> None:
+        # Assignments, in the order the stage gave: Faust changelogs only what is assigned.
+        for key, value in writes:
+            table[key] = value
 
     @app.agent(topology.intake, name="intake", concurrency=1)
     async def intake_agent(stream: StreamT[bytes]) -> None:
@@ -73,13 +91,14 @@ def register(topology: Topology, deps: Deps) -> None:
 
     @app.agent(topology.screen, name="screen", concurrency=1)
     async def screen_agent(stream: StreamT[bytes]) -> None:
+        await deps.market.ready()
         async for value in stream:
             started = time.perf_counter()
             now = deps.clock()
             lead = codec.decode(NormalizedLead, value)
             state = topology.dedup.get(lead.fingerprint) or {}
             new_state, emits = screening.screen(
-                lead, state, deps.buyers.values(), deps.dedup_window, now
+                lead, state, deps.market.current(), deps.dedup_window, now
             )
             if new_state is not state:
                 topology.dedup[lead.fingerprint] = new_state
@@ -87,33 +106,80 @@ def register(topology: Topology, deps: Deps) -> None:
             await send_all(emits)
             observability.observe(metrics, emits, now)
 
-    @app.agent(topology.offers, name="offers", concurrency=1)
-    async def offer_agent(stream: StreamT[bytes]) -> None:
+    @app.agent(topology.buyer_desk, name="buyer-desk", concurrency=1)
+    async def buyer_desk_agent(stream: StreamT[bytes]) -> None:
+        """Offers, feedback and call events: everything that touches one buyer's caps."""
+        await deps.market.ready()
         table = topology.caps
         pruned_through: dict[str, str] = {}
-        async for value in stream:
+        async for event in stream.events():
             started = time.perf_counter()
             now = deps.clock()
-            offer = codec.decode(Offer, value)
-            buyer = deps.buyers.get(offering.current_buyer_id(offer))
-            keys = offering.cap_keys(offer, buyer) if buyer else None
-            counts = table.get(keys.counts) if keys else None
-            entry = table.get(keys.ledger) if keys else None
-            result = offering.decide(offer, buyer, counts, entry, now)
-            if keys and buyer:
-                if keys.day > pruned_through.get(buyer.id, ""):
-                    # First offer of a new buyer-local day here: prune what aged out. Local
-                    # memo only; pruning is idempotent, so a restart just prunes again.
-                    for stale in caps.expired_keys(list(table.keys()), buyer.id, keys.day):
-                        del table[stale]
-                    pruned_through[buyer.id] = keys.day
-                # Counts before the ledger entry: both go to the same changelog partition, in
-                # order, so a ledger entry that survived a crash implies its count did too.
-                if result.counts is not counts:
-                    table[keys.counts] = result.counts
-                if result.entry is not entry:
-                    table[keys.ledger] = result.entry
-            emits = result.emits
-            stage_seconds["offer"].observe(time.perf_counter() - started)
+            message = event.message
+            raw = event.value or b""
+            buyers = deps.market.current().buyers
+            emits: list[Emit]
+            if message.topic == topology.offers_topic:
+                offer = codec.decode(Offer, raw)
+                buyer = buyers.get(offering.current_buyer_id(offer))
+                ledger_key = offering.ledger_key(offer)
+                state: dict[str, Any] = {ledger_key: table.get(ledger_key)}
+                if buyer is not None:
+                    keys = offering.state_keys(offer, buyer)
+                    state = {k: table.get(k) for k in (*keys.counts, keys.ledger, keys.slots)}
+                    today = keys.counts[1]
+                    if today > pruned_through.get(buyer.id, ""):
+                        # First offer of a new buyer-local day here: prune what aged out.
+                        # A local memo only; pruning is idempotent, so a restart prunes again.
+                        for stale in accounting.expired_keys(table, buyer, now):
+                            del table[stale]
+                        pruned_through[buyer.id] = today
+                result = offering.decide(offer, buyer, state, now)
+                assign(table, result.writes)
+                emits = result.emits
+                stage_seconds["offer"].observe(time.perf_counter() - started)
+            else:
+                ref = IntakeRef(
+                    topic=message.topic, partition=message.partition, offset=message.offset
+                )
+                try:
+                    if message.topic == topology.call_events_topic:
+                        call = codec.decode(CallEvent, raw)
+                        emits = []
+                        if not feedback.call_key_matches(call, message.key):
+                            reason = "key_is_not_buyer_id: call events are keyed by buyer_id"
+                            emits = [feedback.dead_letter(raw, ref, reason, now)]
+                        else:
+                            key = accounting.slots_key(call.buyer_id)
+                            slots = table.get(key)
+                            freed = feedback.call_ended(call, slots)
+                            if freed is not slots:
+                                table[key] = freed
+                    else:
+                        said = codec.decode(Feedback, raw)
+                        buyer = buyers.get(said.buyer_id)
+                        ledger_key = feedback.ledger_key(said.buyer_id, said.lead_id)
+                        entry = table.get(ledger_key)
+                        keys_needed = feedback.counts_keys(buyer, entry) if buyer else ()
+                        state = {ledger_key: entry, **{k: table.get(k) for k in keys_needed}}
+                        handled = feedback.handle(said, buyer, state, now, message.key)
+                        assign(table, handled.writes)
+                        emits = handled.emits
+                except ValidationError as error:
+                    emits = [feedback.dead_letter(raw, ref, error, now)]
+                stage_seconds["feedback"].observe(time.perf_counter() - started)
             await send_all(emits)
             observability.observe(metrics, emits, now)
+
+    @app.agent(topology.publisher_signals, name="publishers", concurrency=1)
+    async def publisher_agent(stream: StreamT[bytes]) -> None:
+        table = topology.publishers
+        async for value in stream:
+            signal = codec.decode(PublisherSignal, value)
+            stored = table.get(quality.stats_key(signal.publisher_id))
+            stats = PublisherQuality.model_validate(stored) if stored else None
+            seen = bool(table.get(quality.seen_key(signal)))
+            writes, updated = quality.absorb(signal, stats, seen)
+            assign(table, writes)
+            if updated is not None:
+                await send_all([Emit(topology.quality_topic, signal.publisher_id, updated)])

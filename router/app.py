@@ -7,13 +7,16 @@ import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
+from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry
 
 from router import agents, catalog, metrics, normalize, observability, web
 from router.agents import Clock
-from router.buyers import Buyer
+from router.buyers import Buyer, BuyersConfig
+from router.live import LiveMarket
+from router.market import MarketSource
 from router.settings import Settings
 from router.topology import Topology, declare
 from router.transport import Transport
@@ -32,11 +35,19 @@ def broker_urls(bootstrap_servers: str) -> list[str]:
 
 def create_app(
     settings: Settings,
-    buyers: Sequence[Buyer],
+    buyers: Sequence[Buyer] | BuyersConfig,
     clock: Clock = utc_now,
     registry: CollectorRegistry | None = None,
+    market_source: MarketSource | None = None,
 ) -> tuple[faust.App, Topology]:
+    """The worker's app. `buyers` seeds the market; by default the live control-plane topics
+    take over from it (`market_source` replaces that, e.g. with a StaticMarket in tests)."""
     registry = registry if registry is not None else CollectorRegistry()
+    seed = buyers if isinstance(buyers, BuyersConfig) else BuyersConfig(buyers=list(buyers))
+    if market_source is None:
+        market_source = LiveMarket(
+            settings.bootstrap_servers, seed, verify_end_offsets=settings.verify_end_offsets
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         settings.app_id,
@@ -73,33 +84,40 @@ def create_app(
     agents.register(
         topology,
         agents.Deps(
-            buyers={buyer.id: buyer for buyer in buyers},
+            market=market_source,
             dedup_window=timedelta(seconds=settings.dedup_window_s),
             clock=clock,
             metrics=router_metrics,
-            verticals=frozenset(v for buyer in buyers for v in buyer.verticals),
+            verticals=frozenset(v for buyer in seed.buyers for v in buyer.verticals),
         ),
     )
 
     worker_id = f"{socket.gethostname()}:{settings.web_port}"
     router_metrics.build_info.labels(version("lead-router"), worker_id).set(1)
-    observability.publish_cap_limits(router_metrics, buyers)
     observability.initialize_series(
         router_metrics,
-        buyers,
-        (spec.name for spec in catalog.catalog(settings.app_id, (b.id for b in buyers))),
+        seed.buyers,
+        (spec.name for spec in catalog.catalog(settings.app_id, (b.id for b in seed.buyers))),
     )
     app.sensors.add(observability.RouterSensor(router_metrics))
     lag = observability.LagMonitor(
         router_metrics,
         settings.bootstrap_servers,
         settings.app_id,
-        topics={*catalog.INTAKE.values(), catalog.SCREEN, catalog.OFFERS},
+        topics={
+            *catalog.INTAKE.values(),
+            catalog.SCREEN,
+            catalog.OFFERS,
+            catalog.FEEDBACK,
+            catalog.CALL_EVENTS,
+            catalog.PUBLISHER_SIGNALS,
+        },
     )
 
     @app.timer(SAMPLE_INTERVAL_S)
     async def sample() -> None:
         now = clock()
+        buyers = market_source.current().config.buyers
         observability.publish_local_hours(router_metrics, buyers, now)
         observability.publish_cap_usage(router_metrics, buyers, topology.caps.get, now)
         try:
@@ -110,6 +128,13 @@ def create_app(
             log.warning("lag sample failed", extra={"error": repr(exc)})
             await lag.reset()
 
-    observability.publish_local_hours(router_metrics, buyers, clock())
-    web.register(app, registry)
+    observability.publish_local_hours(router_metrics, seed.buyers, clock())
+    web.register(app, registry, market_source, topology, clock)
+    if isinstance(market_source, LiveMarket):
+        live = market_source
+
+        @app.on_before_shutdown.connect
+        async def stop_market(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            await live.stop()
+
     return app, topology

@@ -121,8 +121,12 @@ def buyers_yaml(buyers: Sequence[Mapping[str, Any]]) -> str:
 
 
 def router_written_topics(app_id: str, buyer_ids: Iterable[str]) -> list[str]:
-    """Every topic the router writes: the catalog minus the intake topics."""
-    return [s.name for s in catalog.catalog(app_id, buyer_ids) if s.role != "intake"]
+    """Every topic the router writes: not intake, feedback or the operators' control topics."""
+    return [
+        s.name
+        for s in catalog.catalog(app_id, buyer_ids)
+        if s.role in ("internal", "output", "changelog") or s.name == catalog.PUBLISHER_QUALITY
+    ]
 
 
 def messages_written(before: Mapping[Any, int], after: Mapping[Any, int]) -> int:

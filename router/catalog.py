@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from router import contract, records
+from router import buyers, contract, records
 from router.contract import CHANNELS, Channel
 
 INTAKE: dict[Channel, str] = {channel: f"intent.{channel}" for channel in CHANNELS}
@@ -16,9 +16,19 @@ OFFERS = "leads.offers"
 DECISIONS = "leads.decisions"
 REJECTED = "leads.rejected"
 UNSOLD = "leads.unsold"
+# The control plane: compacted, read whole by every worker.
+BUYERS_CONFIG = "buyers.config"
+SUPPRESSION = "consumers.suppression"
+PUBLISHER_QUALITY = "publishers.quality"
+# Keyed by buyer id, so they land on the partition that holds that buyer's caps.
+FEEDBACK = "buyers.feedback"
+FEEDBACK_RESULTS = "buyers.feedback.results"
+CALL_EVENTS = "intent.call.events"
+PUBLISHER_SIGNALS = "publishers.signals"
 
 DEDUP_TABLE = "dedup"
 CAPS_TABLE = "caps"
+PUBLISHERS_TABLE = "publishers"
 
 DAY_MS = 86_400_000
 # A dead letter carries the original bytes in base64 (4/3 of their size) plus metadata, so it
@@ -104,6 +114,70 @@ def catalog(app_id: str, buyer_ids: Iterable[str] = ()) -> tuple[TopicSpec, ...]
             {"retention.ms": str(7 * DAY_MS)},
         ),
         TopicSpec(
+            BUYERS_CONFIG,
+            "control",
+            "buyer_id, or vertical:<name> for a vertical's policy",
+            "Live buyer definitions and distribution policies (router buyers apply)",
+            buyers.Buyer,
+            {"cleanup.policy": "compact"},
+        ),
+        TopicSpec(
+            SUPPRESSION,
+            "control",
+            "sha256 of the E.164 phone or the lower-cased email",
+            "Opt-outs and do-not-contact entries (router suppress)",
+            records.Suppression,
+            {"cleanup.policy": "compact"},
+        ),
+        TopicSpec(
+            FEEDBACK,
+            "feedback",
+            "buyer_id",
+            "Buyers' contacted, converted and returned events",
+            records.Feedback,
+            {"retention.ms": str(30 * DAY_MS)},
+        ),
+        TopicSpec(
+            FEEDBACK_RESULTS,
+            "output",
+            "lead_id",
+            "What the router did with each feedback event (credited or refused, and why)",
+            records.FeedbackResult,
+            {"retention.ms": str(30 * DAY_MS)},
+        ),
+        TopicSpec(
+            CALL_EVENTS,
+            "feedback",
+            "buyer_id",
+            "call.ended events that free a buyer's live-call slot",
+            records.CallEvent,
+            {"retention.ms": str(7 * DAY_MS)},
+        ),
+        TopicSpec(
+            PUBLISHER_SIGNALS,
+            "internal",
+            "publisher_id",
+            "Sales, returns and conversions per publisher, for source quality",
+            records.PublisherSignal,
+            {"retention.ms": str(DAY_MS)},
+        ),
+        TopicSpec(
+            PUBLISHER_QUALITY,
+            "control",
+            "publisher_id",
+            "Each publisher's track record; every worker reads it for scoring",
+            records.PublisherQuality,
+            {"cleanup.policy": "compact"},
+        ),
+        TopicSpec(
+            changelog_topic(app_id, PUBLISHERS_TABLE),
+            "changelog",
+            "publisher_id and signal ids",
+            "Faust changelog of the publisher track-record table",
+            None,
+            {"cleanup.policy": "compact"},
+        ),
+        TopicSpec(
             changelog_topic(app_id, DEDUP_TABLE),
             "changelog",
             "consumer fingerprint",
@@ -114,13 +188,13 @@ def catalog(app_id: str, buyer_ids: Iterable[str] = ()) -> tuple[TopicSpec, ...]
         TopicSpec(
             changelog_topic(app_id, CAPS_TABLE),
             "changelog",
-            "buyer_id|local day",
+            "buyer_id|window or buyer_id|lead|lead_id",
             "Faust changelog of the cap table",
             None,
             {"cleanup.policy": "compact"},
         ),
     ]
-    buyers = [
+    per_buyer = [
         TopicSpec(
             buyer_topic(buyer_id),
             "output",
@@ -131,4 +205,4 @@ def catalog(app_id: str, buyer_ids: Iterable[str] = ()) -> tuple[TopicSpec, ...]
         )
         for buyer_id in sorted(buyer_ids)
     ]
-    return (*fixed, *buyers)
+    return (*fixed, *per_buyer)

@@ -89,9 +89,9 @@ def worker(**options: Any) -> None:
     from router.logs import logging_config
 
     settings = settings_from(**options)
-    buyers = buyers_or_exit(settings.buyers_file)
+    config = config_or_exit(settings.buyers_file)
     if settings.create_topics:
-        specs = catalog.catalog(settings.app_id, (b.id for b in buyers))
+        specs = catalog.catalog(settings.app_id, (b.id for b in config.buyers))
         asyncio.run(
             ensure_topics(
                 settings.bootstrap_servers,
@@ -100,7 +100,7 @@ def worker(**options: Any) -> None:
                 settings.replication_factor,
             )
         )
-    app, _ = create_app(settings, buyers)
+    app, _ = create_app(settings, config)
     # Our own config, not Faust's: it left the root logger at DEBUG, so every library
     # debug call built a log record (6 % of CPU in a profile) only for a handler to drop it.
     logging.config.dictConfig(logging_config(settings.log_level))
@@ -237,6 +237,20 @@ def buyers_apply(
         changes = control.plan(desired, live, remove)
         keys = set(control.desired_entries(desired)) | set(live)
         if not dry_run:
+            # A new buyer's topic must exist before its first sale, as `topics create` does.
+            from router.admin import ensure_topics
+
+            wanted = {catalog.buyer_topic(b.id) for b in desired.buyers}
+            await ensure_topics(
+                settings.bootstrap_servers,
+                [
+                    s
+                    for s in catalog.catalog(settings.app_id, desired_ids(desired))
+                    if s.name in wanted
+                ],
+                settings.partitions,
+                settings.replication_factor,
+            )
             await control.apply(
                 settings.bootstrap_servers,
                 changes,
@@ -250,6 +264,39 @@ def buyers_apply(
         click.echo(f"{change.action:6} {change.key}")
     note = " (dry run: nothing published)" if dry_run else ""
     click.echo(f"{len(changes)} changed, {unchanged} unchanged{note}")
+
+
+def desired_ids(config: BuyersConfig) -> list[str]:
+    return [buyer.id for buyer in config.buyers]
+
+
+@buyers.command("status")
+@click.argument("buyer_id", metavar="[ID]", required=False)
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    help="A worker's HTTP address; repeat for each worker (default: this host's web port).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the workers' answer as JSON.")
+def buyers_status(buyer_id: str | None, urls: tuple[str, ...], as_json: bool) -> None:
+    """Live cap usage per window, spend and state, read from the workers' HTTP API.
+
+    Caps live on the worker that holds the buyer's partition: give every worker's --url and
+    each buyer is reported by the worker that owns it.
+    """
+    from router import status
+
+    settings = settings_from()
+    targets = urls or (f"http://127.0.0.1:{settings.web_port}",)
+    try:
+        found = status.collect(targets, buyer_id)
+    except status.StatusError as err:
+        fail(str(err))
+    if as_json:
+        click.echo(json.dumps(found, indent=2, sort_keys=True))
+    else:
+        click.echo(status.render(found))
 
 
 def _set_status(

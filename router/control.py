@@ -9,25 +9,21 @@ broker supports it, and re-publishing a key's latest value is harmless on a comp
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import orjson
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
+from router import catalog, suppression
 from router.buyers import Buyer, BuyersConfig
+from router.catalog import BUYERS_CONFIG, SUPPRESSION, TopicSpec
+from router.records import Suppression
 from router.views import VERTICAL_PREFIX, policy_key, read_latest
-
-if TYPE_CHECKING:
-    from router.catalog import TopicSpec
-
-BUYERS_CONFIG = "buyers.config"
-SUPPRESSION = "consumers.suppression"
 
 Removal = Literal["tombstone", "pause"]
 Action = Literal["create", "update", "pause", "delete"]
@@ -46,42 +42,6 @@ class Change:
     key: str
     value: bytes | None
     action: Action
-
-
-class Suppression(BaseModel):
-    """The value on `consumers.suppression`, keyed by `suppression_key`."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    kind: Kind
-    reason: str
-    added_at: datetime
-
-
-def topic_specs() -> tuple[TopicSpec, TopicSpec]:
-    """The control topics, for the catalog. Compacted: a key's latest value is the state."""
-    # Imported here: the catalog calls this, and catalog -> control -> catalog would cycle.
-    from router.catalog import TopicSpec
-
-    compact = {"cleanup.policy": "compact"}
-    return (
-        TopicSpec(
-            BUYERS_CONFIG,
-            "control",
-            "buyer_id, or vertical:<name> for a vertical's policy",
-            "Live buyer configuration and vertical policies; a tombstone removes one",
-            None,
-            dict(compact),
-        ),
-        TopicSpec(
-            SUPPRESSION,
-            "control",
-            "sha256 hex of the E.164 phone or the lower-cased email",
-            "Consumers whose leads are never sold; a tombstone lifts the suppression",
-            Suppression,
-            dict(compact),
-        ),
-    )
 
 
 def canonical(value: Any) -> bytes:
@@ -181,10 +141,8 @@ async def publish(
 
     if not records:
         return
-    specs = [spec for spec in topic_specs() if spec.name == topic]
+    specs = [spec for spec in catalog.catalog("-") if spec.name == topic]
     if not specs:  # an ad-hoc topic (tests): it is still a table, so compacted
-        from router.catalog import TopicSpec
-
         specs = [TopicSpec(topic, "control", "-", "-", None, {"cleanup.policy": "compact"})]
     await ensure_topics(bootstrap_servers, specs, partitions, replication)
     # acks=all and no idempotence (aiokafka's default): the embedded broker refuses
@@ -263,17 +221,12 @@ def normalize_email(raw: str) -> str:
     return result.normalized.lower()
 
 
-def identity_key(normalized: str) -> str:
-    """sha256 hex of an already normalized phone or email: what a worker looks up."""
-    return hashlib.sha256(normalized.encode()).hexdigest()
-
-
 def suppression_key(kind: Kind, value: str) -> str:
     """The `consumers.suppression` key of a phone or email, normalized first."""
     if kind == "phone":
-        return identity_key(normalize_phone(value))
+        return suppression.key(normalize_phone(value))
     if kind == "email":
-        return identity_key(normalize_email(value))
+        return suppression.key(normalize_email(value))
     raise ValueError(f"unknown kind {kind!r}: expected 'phone' or 'email'")
 
 

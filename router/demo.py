@@ -7,6 +7,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -14,11 +15,12 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from router import catalog, embedded, readback
+from router import accounting, catalog, embedded, readback
 from router.admin import ensure_topics
 from router.buyers import Buyer
 from router.config_file import load_buyers
 from router.loadgen import produce
+from router.records import OUTCOMES
 from router.settings import Settings
 from router.workers import WorkerProcesses
 
@@ -28,11 +30,14 @@ GRACE_S = 90.0
 
 @dataclass
 class Tally:
+    zones: dict[str, str] = field(default_factory=dict)  # buyer id -> IANA zone
     produced: Counter[str] = field(default_factory=Counter)
     decided_keys: set[bytes] = field(default_factory=set)
     by_channel: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     sold: Counter[str] = field(default_factory=Counter)
+    # Sales per buyer and buyer-local hour of the lead, so the view shows hourly caps holding.
+    per_hour: Counter[tuple[str, str]] = field(default_factory=Counter)
     revenue: float = 0.0
     first_at: float | None = None
     last_at: float | None = None
@@ -44,12 +49,20 @@ class Tally:
         decision = orjson.loads(value)
         self.by_channel[decision["channel"]] += 1
         self.outcomes[decision["outcome"]] += 1
+        self.revenue += decision["price"] or 0.0  # the total over every buyer of the lead
+        occurred = decision["timings"].get("occurred_at")
         for buyer_id in decision["buyers"]:
             self.sold[buyer_id] += 1
-            self.revenue += decision["price"] or 0.0
+            zone = self.zones.get(buyer_id)
+            if occurred and zone:
+                hour = accounting.windows(zone, datetime.fromisoformat(occurred)).hour
+                self.per_hour[buyer_id, hour] += 1
         now = time.monotonic()
         self.first_at = self.first_at or now
         self.last_at = now
+
+    def peak_hour(self, buyer_id: str) -> int:
+        return max((n for (b, _), n in self.per_hour.items() if b == buyer_id), default=0)
 
     @property
     def rate(self) -> float:
@@ -69,20 +82,24 @@ def render(tally: Tally, buyers: list[Buyer], target: int) -> Group:
     outcomes = Table(title="Outcomes")
     outcomes.add_column("outcome")
     outcomes.add_column("leads", justify="right")
-    for outcome in ("sold", "unsold", "rejected", "duplicate"):
+    for outcome in OUTCOMES:
         outcomes.add_row(outcome, str(tally.outcomes[outcome]))
 
     sold = Table(title="Sold per buyer (against caps)")
-    for column in ("buyer", "sold", "daily cap", "hourly cap", "price"):
+    for column in ("buyer", "sold", "daily cap", "busiest hour", "hourly cap", "price"):
         sold.add_column(column, justify="left" if column == "buyer" else "right")
+
+    def marked(count: int, cap: int | None) -> str:
+        return f"[bold red]{count}[/]" if cap is not None and count >= cap else str(count)
+
     for buyer in buyers:
-        daily = buyer.caps.daily
-        full = daily is not None and tally.sold[buyer.id] >= daily
+        daily, hourly = buyer.caps.daily, buyer.caps.hourly
         sold.add_row(
             buyer.id,
-            f"[bold red]{tally.sold[buyer.id]}[/]" if full else str(tally.sold[buyer.id]),
+            marked(tally.sold[buyer.id], daily),
             "-" if daily is None else str(daily),
-            "-" if buyer.caps.hourly is None else str(buyer.caps.hourly),
+            marked(tally.peak_hour(buyer.id), hourly),
+            "-" if hourly is None else str(hourly),
             f"{buyer.price:.2f}",
         )
     decided = len(tally.decided_keys)
@@ -107,7 +124,7 @@ async def _watch(
 async def _feed_and_watch(
     settings: Settings, buyers: list[Buyer], leads: int, rate: float, seed: int, console: Console
 ) -> Tally:
-    tally = Tally()
+    tally = Tally(zones={buyer.id: buyer.timezone for buyer in buyers})
     bootstrap = settings.bootstrap_servers
     deadline = time.monotonic() + leads / max(rate, 1.0) + GRACE_S
     with Live(render(tally, buyers, leads), console=console, refresh_per_second=4) as live:

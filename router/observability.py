@@ -12,9 +12,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.sensors import Sensor
 
-from router import caps
+from router import accounting, schedule
 from router.buyers import Buyer
-from router.caps import Counts
 from router.metrics import OTHER, Metrics
 from router.normalize import REJECTION_REASONS
 from router.records import BuyerLead, DeadLetter, Decision, Emit
@@ -26,6 +25,8 @@ KNOWN_DECISIONS = (
     ("duplicate", "duplicate_of"),
     ("unsold", "no_matching_buyer"),
     ("unsold", "all_candidates_declined"),
+    ("unsold", "below_floor"),
+    ("suppressed", "suppressed"),
 )
 
 
@@ -85,20 +86,30 @@ def vertical_label(vertical: str | None, known: Set[str]) -> str:
 def publish_cap_usage(
     metrics: Metrics,
     buyers: Iterable[Buyer],
-    lookup: Callable[[str], Counts | None],
+    lookup: Callable[[str], Any],
     now: datetime,
 ) -> None:
-    """Usage of each buyer's current local windows, read from the cap table.
+    """Usage and limits of each buyer's current local windows, read from the cap table.
 
     Sampled rather than set per sale so the gauges roll over at the buyer's midnight and hour
     even with no traffic. A worker not holding a buyer's partition reads no state and exports
     0; dashboards take the max over workers.
     """
+    # Rebuilt from scratch each sample, so a cap or buyer removed live leaves no stale series
+    # (no await in between: a scrape never sees the gauges half-built).
+    metrics.cap_used.clear()
+    metrics.cap_limit.clear()
     for buyer in buyers:
-        day, hour = caps.local_windows(buyer, now)
-        day_sold, hour_sold = caps.sold_in(lookup(caps.counts_key(buyer.id, day)), hour)
-        metrics.cap_used.labels(buyer.id, "daily").set(day_sold)
-        metrics.cap_used.labels(buyer.id, "hourly").set(hour_sold)
+        keys = accounting.counts_keys(buyer.id, accounting.windows(buyer.timezone, now))
+        counts = {key: lookup(key) for key in keys}
+        slots = lookup(accounting.slots_key(buyer.id))
+        # Hourly and daily always, so every buyer has a series; other windows when capped.
+        for window, key in (("hourly", keys[0]), ("daily", keys[1])):
+            metrics.cap_used.labels(buyer.id, window).set((counts[key] or {}).get("sold", 0))
+        for window, line in accounting.usage(buyer, counts, slots, now).items():
+            if line["limit"] is not None:
+                metrics.cap_used.labels(buyer.id, window).set(line["used"])
+                metrics.cap_limit.labels(buyer.id, window).set(line["limit"])
 
 
 def initialize_series(metrics: Metrics, buyers: Iterable[Buyer], topics: Iterable[str]) -> None:
@@ -116,16 +127,10 @@ def initialize_series(metrics: Metrics, buyers: Iterable[Buyer], topics: Iterabl
         metrics.revenue.labels(buyer.id)
 
 
-def publish_cap_limits(metrics: Metrics, buyers: Iterable[Buyer]) -> None:
-    for buyer in buyers:
-        for window, limit in buyer.caps.model_dump().items():
-            if limit is not None:
-                metrics.cap_limit.labels(buyer.id, window).set(limit)
-
-
 def publish_local_hours(metrics: Metrics, buyers: Iterable[Buyer], now: datetime) -> None:
+    metrics.buyer_local_hour.clear()
     for buyer in buyers:
-        metrics.buyer_local_hour.labels(buyer.id).set(caps.local_hour(buyer, now))
+        metrics.buyer_local_hour.labels(buyer.id).set(schedule.local_time(buyer, now).hour)
 
 
 class RouterSensor(Sensor):

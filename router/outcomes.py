@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from router import catalog
-from router.records import Decision, Emit, NormalizedLead, Outcome, Timings, UnsoldLead, Verdict
+from router.records import (
+    Decision,
+    Emit,
+    NormalizedLead,
+    Outcome,
+    Sale,
+    Timings,
+    UnsoldLead,
+    Verdict,
+)
 
 
 def timings(lead: NormalizedLead, now: datetime) -> Timings:
@@ -26,6 +35,7 @@ def decision(
     score_reasons: list[str] | None = None,
     buyers: list[str] | None = None,
     price: float | None = None,
+    sales: list[Sale] | None = None,
     reasons: list[str] | None = None,
     considered: list[Verdict] | None = None,
 ) -> Emit:
@@ -38,6 +48,7 @@ def decision(
             outcome=outcome,
             buyers=buyers or [],
             price=price,
+            sales=sales or [],
             reasons=reasons or [],
             considered=considered or [],
             score=score,

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from router.contract import Channel, Consent
 
-Outcome = Literal["sold", "unsold", "rejected", "duplicate"]
-OUTCOMES: tuple[Outcome, ...] = ("sold", "unsold", "rejected", "duplicate")
+Outcome = Literal["sold", "unsold", "rejected", "duplicate", "suppressed"]
+OUTCOMES: tuple[Outcome, ...] = ("sold", "unsold", "rejected", "duplicate", "suppressed")
+FeedbackType = Literal["contacted", "converted", "returned"]
 
 
 class Record(BaseModel):
@@ -77,14 +78,21 @@ class Verdict(Record):
 
 class Candidate(Record):
     buyer_id: str
-    price: float
+    price: float = Field(description="What this buyer pays for this lead, adjustments applied")
     priority: int
+    exclusive_only: bool = False
+
+
+class Sale(Record):
+    buyer_id: str
+    price: float
 
 
 class Offer(Record):
     """A lead offered to `candidates[position]`; keyed by that buyer's id.
 
-    `slots_left` is 1 while leads are exclusive; shared selling will raise it.
+    It walks down the ranking until `slots_left` buyers bought it (the vertical's
+    `max_buyers`) or the candidates run out; `sales` so far travel with it.
     """
 
     lead: NormalizedLead
@@ -92,8 +100,9 @@ class Offer(Record):
     score_reasons: list[str]
     candidates: list[Candidate]
     position: int = 0
+    max_buyers: int = 1
     slots_left: int = 1
-    sold_to: list[str] = Field(default_factory=list)
+    sales: list[Sale] = Field(default_factory=list)
     verdicts: list[Verdict] = Field(default_factory=list)
 
 
@@ -113,7 +122,8 @@ class Decision(Record):
     lead_id: str | None = None
     outcome: Outcome
     buyers: list[str] = Field(default_factory=list)
-    price: float | None = None
+    price: float | None = Field(default=None, description="Total charged over all buyers")
+    sales: list[Sale] = Field(default_factory=list, description="Each buyer and its price")
     reasons: list[str] = Field(default_factory=list)
     considered: list[Verdict] = Field(default_factory=list)
     score: int | None = None
@@ -131,7 +141,66 @@ class BuyerLead(NormalizedLead):
     price: float
     score: int
     sold_at: datetime
-    exclusive: bool
+    exclusive: bool = Field(description="True when no other buyer can get this lead")
+
+
+class Feedback(Record):
+    """A buyer's word on a lead it bought, on `buyers.feedback`, keyed by buyer_id."""
+
+    lead_id: str
+    buyer_id: str
+    type: FeedbackType
+    reason: str | None = None
+    at: datetime
+
+
+class FeedbackResult(Record):
+    """What the router did with one feedback event, on `buyers.feedback.results`."""
+
+    lead_id: str
+    buyer_id: str
+    type: FeedbackType
+    result: Literal["credited", "refused", "recorded", "duplicate", "invalid"]
+    reason: str | None = Field(
+        default=None,
+        description="Why: late, over_limit, unknown_lead, unknown_buyer, key_is_not_buyer_id",
+    )
+    decided_at: datetime
+
+
+class CallEvent(Record):
+    """A live call's end, on `intent.call.events`, keyed by buyer_id; frees its slot."""
+
+    type: Literal["call.ended"]
+    lead_id: str
+    buyer_id: str
+    at: datetime
+
+
+class Suppression(Record):
+    """An opt-out on `consumers.suppression`, keyed by the SHA-256 of the phone or email."""
+
+    kind: Literal["phone", "email"]
+    reason: str
+    added_at: datetime
+
+
+class PublisherSignal(Record):
+    """One sale, return or conversion of a publisher's lead, keyed by publisher_id."""
+
+    publisher_id: str
+    lead_id: str
+    buyer_id: str
+    type: Literal["sold", "returned", "converted"]
+
+
+class PublisherQuality(Record):
+    """A publisher's track record, on `publishers.quality` (compacted, keyed by publisher)."""
+
+    publisher_id: str
+    sold: int
+    returned: int
+    converted: int
 
 
 class DeadLetter(Record):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from router import catalog, contract, records
+from router import buyers, catalog, contract, records
 
 # Buyer topics share one schema; the catalog is generated without a buyers file.
 PUBLIC_MODELS: dict[str, type[BaseModel]] = {
@@ -17,6 +17,13 @@ PUBLIC_MODELS: dict[str, type[BaseModel]] = {
     "decision": records.Decision,
     "dead_letter": records.DeadLetter,
     "unsold_lead": records.UnsoldLead,
+    "buyer_config": buyers.Buyer,
+    "vertical_policy": buyers.VerticalPolicy,
+    "suppression": records.Suppression,
+    "feedback": records.Feedback,
+    "feedback_result": records.FeedbackResult,
+    "call_event": records.CallEvent,
+    "publisher_quality": records.PublisherQuality,
 }
 
 

@@ -3,7 +3,8 @@ from the event's own time to the broker's receive time, both carried on the lead
 
 from __future__ import annotations
 
-from router.records import NormalizedLead, Score
+from router import quality
+from router.records import NormalizedLead, PublisherQuality, Score
 
 CHANNEL_POINTS = {"call": 35, "form": 25, "trial": 20, "click": 10}
 COMPLETENESS_FIELDS = ("first_name", "last_name", "email", "phone", "postal_code", "address")
@@ -17,7 +18,8 @@ RECENCY_STEPS = ((60, 15), (3600, 10), (86_400, 5))
 PENALTIES = {"zip_state_mismatch": 10, "unknown_postal_code": 5}
 
 
-def score(lead: NormalizedLead) -> Score:
+def score(lead: NormalizedLead, publisher: PublisherQuality | None = None) -> Score:
+    """0-100 with the reason for every point; `publisher` is the source's track record."""
     reasons: list[str] = []
     total = 0
 
@@ -54,5 +56,8 @@ def score(lead: NormalizedLead) -> Score:
 
     for flag in lead.quality_flags:
         add(f"flag:{flag}", -PENALTIES.get(flag, 0))
+
+    for code, points in quality.adjustments(publisher):
+        add(code, points)
 
     return Score(value=max(0, min(100, total)), reasons=reasons)

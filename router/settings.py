@@ -10,7 +10,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ROUTER_", frozen=True, extra="ignore")
+    # populate_by_name: CLI flags pass `bootstrap_servers=`; without it pydantic ignores the
+    # field name of an aliased field and falls back to the default.
+    model_config = SettingsConfigDict(
+        env_prefix="ROUTER_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     bootstrap_servers: str = Field(
         default="localhost:9092",

@@ -17,10 +17,15 @@ class Topology:
     app: faust.App
     intake: TopicT
     screen: TopicT
-    offers: TopicT
+    buyer_desk: TopicT  # offers, feedback and call events: all keyed by buyer id
+    publisher_signals: TopicT
     dedup: TableT
     caps: TableT
+    publishers: TableT
     channel_of: dict[str, Channel]
+    offers_topic: str = catalog.OFFERS
+    call_events_topic: str = catalog.CALL_EVENTS
+    quality_topic: str = catalog.PUBLISHER_QUALITY
     _outputs: dict[str, TopicT] = field(default_factory=dict)
 
     def output(self, name: str) -> TopicT:
@@ -49,14 +54,16 @@ def declare(app: faust.App, settings: Settings) -> Topology:
         )
 
     screen = _raw_topic(app, catalog.SCREEN)
-    offers = _raw_topic(app, catalog.OFFERS)
+    signals = _raw_topic(app, catalog.PUBLISHER_SIGNALS)
     return Topology(
         app=app,
         intake=_raw_topic(app, *catalog.INTAKE.values()),
         screen=screen,
-        offers=offers,
+        buyer_desk=_raw_topic(app, catalog.OFFERS, catalog.FEEDBACK, catalog.CALL_EVENTS),
+        publisher_signals=signals,
         dedup=table(catalog.DEDUP_TABLE),
         caps=table(catalog.CAPS_TABLE),
+        publishers=table(catalog.PUBLISHERS_TABLE),
         channel_of={topic: channel for channel, topic in catalog.INTAKE.items()},
-        _outputs={catalog.SCREEN: screen, catalog.OFFERS: offers},
+        _outputs={catalog.SCREEN: screen, catalog.PUBLISHER_SIGNALS: signals},
     )

@@ -22,17 +22,19 @@ class WorkerProcesses:
     partitions: int = 4
     env: Mapping[str, str] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    web_ports: list[int] = field(default_factory=list)
 
     def start(self, **env: str) -> subprocess.Popen[bytes]:
         """Start one more worker; `env` overrides settings for this one only."""
         index = len(self.processes)
+        web_port = free_port()
         environment = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "ROUTER_BUYERS_FILE": str(self.buyers_file),
             "ROUTER_APP_ID": self.app_id,
             "ROUTER_PARTITIONS": str(self.partitions),
-            "ROUTER_WEB_PORT": str(free_port()),
+            "ROUTER_WEB_PORT": str(web_port),
             # These processes run against the embedded broker, whose end offsets need it.
             "ROUTER_VERIFY_END_OFFSETS": "true",
             **self.env,
@@ -47,6 +49,7 @@ class WorkerProcesses:
                 stdin=subprocess.DEVNULL,
             )
         self.processes.append(process)
+        self.web_ports.append(web_port)
         return process
 
     def log_path(self, index: int) -> Path:

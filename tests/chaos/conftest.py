@@ -7,7 +7,7 @@ must be empty:
 - conservation: every intake record has exactly one distinct decision key, and all decision
   records sharing a key tell the same story (outcome, buyers, lead_id, price);
 - caps: no buyer exceeds a cap in any buyer-local window, recounted from the buyer topics with
-  `caps.local_windows` over distinct lead ids;
+  `accounting.windows` over distinct lead ids;
 - exclusivity: no exclusive lead reaches two buyers;
 - re-deliveries: every copy on a buyer topic is the same (lead_id, buyer_id, price, sold_at) and
   matches the lead's decision; every sale on the decisions topic was delivered;
@@ -39,9 +39,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from router import caps, catalog
+from router import accounting, catalog
 from router.buyers import Buyer
-from router.config_file import load_buyers
+from router.config_file import load_buyers, parse_config
 from router.embedded import EmbeddedBroker
 from router.loadgen import producer
 from router.synthetic import DEFAULT_MIX, Mix, generate
@@ -85,6 +85,8 @@ MARK_REVOKE = "Revoking previously assigned partitions"
 # Caps that really bind during a run (so the cap invariant has something to hold back), and
 # capped buyers ranked first, so offers keep hopping down the ranking across partitions.
 BUYERS_YAML = """
+verticals:
+  education: {max_buyers: 2}
 buyers:
   - id: auto-small
     name: Small auto buyer
@@ -119,6 +121,11 @@ buyers:
     price: 15
     caps: {hourly: 60}
     timezone: Asia/Kolkata
+  - id: edu-shared
+    name: Education, shares leads
+    verticals: [education]
+    price: 8
+    caps: {weekly: 900, daily_budget: 4000}
   - id: home-any
     name: Home services
     verticals: [home_services]
@@ -130,6 +137,9 @@ buyers:
     channels: [trial]
     price: 9
 """
+
+
+MARKET = parse_config(BUYERS_YAML)
 
 
 @pytest.fixture
@@ -649,47 +659,56 @@ def audit(
             if lead["buyer_id"] != buyer_id or record.key != lead["lead_id"].encode():
                 found.add("misaddressed_buyer_record", (buyer_id, record.key, lead["buyer_id"]))
             copies[lead["lead_id"]].append(lead)
-    sold_per_buyer: dict[str, dict[str, datetime]] = defaultdict(dict)
+    sold_per_buyer: dict[str, dict[str, tuple[datetime, float]]] = defaultdict(dict)
     resold: list[str] = []
     for lead_id, leads in copies.items():
         owners = {lead["buyer_id"] for lead in leads}
         if len(owners) > 1 and any(lead["exclusive"] for lead in leads):
             found.add("exclusive_lead_sold_twice", f"{lead_id}: {sorted(owners)}")
+        max_buyers = MARKET.policy(leads[0]["vertical"]).max_buyers
+        if len(owners) > max_buyers:
+            found.add("shared_beyond_max_buyers", f"{lead_id}: {sorted(owners)} > {max_buyers}")
         substance = {(lead["buyer_id"], lead["price"], lead["sold_at"]) for lead in leads}
-        if len(substance) > 1:
+        if len(substance) > len(owners):
             found.add("redelivery_differs", f"{lead_id}: {sorted(map(str, substance))}")
             resold.append(lead_id)
+        sold_prices = {(lead["buyer_id"], lead["price"]) for lead in leads}
         decided = decision_of_lead.get(lead_id)
         if decided is None or decided["outcome"] != "sold":
             outcome = decided["outcome"] if decided else None
             found.add("delivered_without_sold_decision", f"{lead_id}: {outcome}")
-        elif decided["buyers"] != [leads[0]["buyer_id"]] or decided["price"] != leads[0]["price"]:
+        elif {(s["buyer_id"], s["price"]) for s in decided["sales"]} != sold_prices:
             found.add(
                 "delivery_disagrees_with_decision",
-                f"{lead_id}: {decided['buyers']} {decided['price']} vs "
-                f"{leads[0]['buyer_id']} {leads[0]['price']}",
+                f"{lead_id}: {decided['sales']} vs {sorted(sold_prices)}",
             )
         for lead in leads:
-            sold_per_buyer[lead["buyer_id"]][lead_id] = datetime.fromisoformat(lead["occurred_at"])
+            occurred = datetime.fromisoformat(lead["occurred_at"])
+            sold_per_buyer[lead["buyer_id"]][lead_id] = (occurred, lead["price"])
     for key, decided in final.items():
         if decided["outcome"] == "sold" and decided["lead_id"] not in copies:
             found.add("sold_decision_never_delivered", key)
 
     for buyer_id, leads_at in sold_per_buyer.items():
         buyer = buyers[buyer_id]
-        windows = [caps.local_windows(buyer, at) for at in leads_at.values()]
-        days = Counter(day for day, _ in windows)
-        hours = Counter(hour for _, hour in windows)
-        if buyer.caps.daily is not None:
-            for day, count in days.items():
-                if count > buyer.caps.daily:
-                    found.add("daily_cap_exceeded", f"{buyer_id} {day}: {count}>{buyer.caps.daily}")
-        if buyer.caps.hourly is not None:
-            for hour, count in hours.items():
-                if count > buyer.caps.hourly:
-                    found.add(
-                        "hourly_cap_exceeded", f"{buyer_id} {hour}: {count}>{buyer.caps.hourly}"
-                    )
+        per_kind: dict[str, Counter[str]] = {kind: Counter() for kind in accounting.KINDS}
+        spend: dict[str, Counter[str]] = {kind: Counter() for kind in accounting.KINDS}
+        for at, price in leads_at.values():
+            for kind, window in accounting.windows(buyer.timezone, at)._asdict().items():
+                per_kind[kind][window] += 1
+                spend[kind][window] += price
+        for kind, cap in accounting.COUNT_CAPS:
+            limit = getattr(buyer.caps, cap)
+            for window, count in per_kind[kind].items():
+                if limit is not None and count > limit:
+                    found.add(f"{cap}_cap_exceeded", f"{buyer_id} {window}: {count}>{limit}")
+        for kind, budget in (
+            ("day", buyer.caps.daily_budget),
+            ("month", buyer.caps.monthly_budget),
+        ):
+            for window, total in spend[kind].items():
+                if budget is not None and total > budget + 1e-6:
+                    found.add("budget_exceeded", f"{buyer_id} {window}: {total}>{budget}")
 
     if resold:
         # Evidence for the report: what the cap table's changelog recorded for those leads.

@@ -11,11 +11,11 @@ import orjson
 import pytest
 from conftest import read, wait_for
 
-from router import caps, catalog, codec
-from router.buyers import Buyer
+from router import accounting, catalog, codec
+from router.buyers import DEFAULT_POLICY, Buyer
 from router.config_file import load_buyers
+from router.filters import rejection_reason
 from router.loadgen import produce
-from router.matching import rejection_reason
 from router.records import BuyerLead, DeadLetter, Decision
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ buyers:
     verticals: [auto_insurance]
     channels: [form, call, click]
     price: 50
-    caps: {daily: 5}
+    caps: {daily: 5, weekly: 30}
     timezone: America/Los_Angeles
   - id: auto-east
     name: East coast auto
@@ -40,14 +40,14 @@ buyers:
     verticals: [mortgage]
     requires_consent: true
     price: 80
-    caps: {daily: 10}
+    caps: {daily: 10, monthly: 6}
     timezone: America/Chicago
   - id: edu-picky
     name: Education, good leads only
     verticals: [education]
     min_score: 50
     price: 15
-    caps: {daily: 8}
+    caps: {daily: 8, daily_budget: 60}
   - id: saas-trials
     name: SaaS trials
     verticals: [saas]
@@ -73,16 +73,27 @@ def decisions_by_key(broker) -> dict[bytes, list[Decision]]:  # type: ignore[no-
 
 
 def assert_within_caps(sold: dict[str, list[BuyerLead]], buyers: dict[str, Buyer]) -> None:
-    """Recount from the buyer topics, not from the router's own state."""
+    """Recount every count window and budget from the buyer topics, in the buyer's zone: not
+    from the router's own state."""
     for buyer_id, leads in sold.items():
         buyer = buyers[buyer_id]
         distinct = {lead.lead_id: lead for lead in leads}.values()
-        days = Counter(caps.local_windows(buyer, lead.occurred_at)[0] for lead in distinct)
-        hours = Counter(caps.local_windows(buyer, lead.occurred_at)[1] for lead in distinct)
-        if buyer.caps.daily is not None:
-            assert max(days.values()) <= buyer.caps.daily, (buyer_id, days)
-        if buyer.caps.hourly is not None:
-            assert max(hours.values()) <= buyer.caps.hourly, (buyer_id, hours)
+        counts: dict[str, Counter[str]] = {kind: Counter() for kind in accounting.KINDS}
+        spend: dict[str, Counter[str]] = {"day": Counter(), "month": Counter()}
+        for lead in distinct:
+            wins = accounting.windows(buyer.timezone, lead.occurred_at)._asdict()
+            for kind in accounting.KINDS:
+                counts[kind][wins[kind]] += 1
+            for kind in spend:
+                spend[kind][wins[kind]] += lead.price
+        for kind, cap in accounting.COUNT_CAPS:
+            limit = getattr(buyer.caps, cap)
+            if limit is not None and counts[kind]:
+                assert max(counts[kind].values()) <= limit, (buyer_id, cap, counts[kind])
+        budgets = (("day", buyer.caps.daily_budget), ("month", buyer.caps.monthly_budget))
+        for kind, budget in budgets:
+            if budget is not None and spend[kind]:
+                assert max(spend[kind].values()) <= budget + 1e-6, (buyer_id, kind, spend[kind])
 
 
 def test_mixed_stream_every_event_gets_one_outcome(workers, tmp_path: Path) -> None:
@@ -130,13 +141,14 @@ def test_mixed_stream_every_event_gets_one_outcome(workers, tmp_path: Path) -> N
         for record, lead in zip(records, sold[buyer_id], strict=True):
             assert record.key == lead.lead_id.encode()
             assert lead.buyer_id == buyer_id
-            assert rejection_reason(buyer, lead, lead.score) is None, lead
+            assert rejection_reason(buyer, lead, lead.score, DEFAULT_POLICY, lead.sold_at) is None
     assert_within_caps(sold, buyers)
     assert sum(len(v) for v in sold.values()) == outcomes["sold"]
 
     # Caps really were reached, so the assertion above had something to hold back.
     verdicts = Counter(v.reason for records in grouped.values() for v in records[0].considered)
-    assert verdicts["capped:daily"] > 0 and verdicts["capped:hourly"] > 0, verdicts
+    for reason in ("capped:daily", "capped:hourly", "capped:monthly", "budget"):
+        assert verdicts[reason] > 0, verdicts
     unsold_reasons = Counter(
         records[0].reasons[0] for records in grouped.values() if records[0].outcome == "unsold"
     )

@@ -71,20 +71,34 @@ def test_buyer_catalog_is_deterministic_per_seed() -> None:
 # -- messages written per lead -----------------------------------------------------------------
 
 
-def test_router_written_topics_are_the_catalog_minus_intake() -> None:
+def test_router_written_topics_are_what_the_router_itself_writes() -> None:
     topics = router_written_topics("app", ["a", "b"])
-    assert not set(topics) & set(catalog.INTAKE.values())
+    assert len(topics) == len(set(topics))
     assert {
         catalog.SCREEN,
         catalog.OFFERS,
         catalog.DECISIONS,
         catalog.REJECTED,
         catalog.UNSOLD,
+        catalog.FEEDBACK_RESULTS,
+        catalog.PUBLISHER_SIGNALS,
+        catalog.PUBLISHER_QUALITY,  # a control topic, but the publishers agent writes it
         "app-dedup-changelog",
         "app-caps-changelog",
+        "app-publishers-changelog",
         "buyer.a",
         "buyer.b",
     } == set(topics)
+    # Written by others: intake producers, buyers (feedback), telephony (call events), and
+    # operators (buyer config, suppressions).
+    others = {
+        *catalog.INTAKE.values(),
+        catalog.FEEDBACK,
+        catalog.CALL_EVENTS,
+        catalog.BUYERS_CONFIG,
+        catalog.SUPPRESSION,
+    }
+    assert not set(topics) & others
 
 
 def test_messages_written_sums_end_offset_deltas() -> None:

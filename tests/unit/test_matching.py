@@ -1,135 +1,213 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+import math
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_filters import NOW, make_buyer, make_lead
 
-from router.buyers import Buyer
-from router.contract import CHANNELS, Channel, Consent
-from router.matching import match, rejection_reason
-from router.records import IntakeRef, NormalizedContact, NormalizedLead
+from router import filters, pricing, strategies
+from router.buyers import Buyer, BuyersConfig, Pricing, ScoreBand, VerticalPolicy
+from router.contract import CHANNELS, Consent
+from router.matching import match
+from router.records import Candidate, NormalizedLead, Verdict
 
 pytestmark = pytest.mark.unit
 
-RECEIVED_AT = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
-
-def make_lead(
-    *,
-    vertical: str = "solar",
-    channel: Channel = "form",
-    state: str | None = "NY",
-    postal_code: str | None = "10001",
-    consent: Consent | None = None,
-    offset: int = 0,
-) -> NormalizedLead:
-    return NormalizedLead(
-        lead_id=f"lead-{offset}",
-        event_id=f"evt-{offset}",
-        channel=channel,
-        vertical=vertical,
-        occurred_at=RECEIVED_AT - timedelta(seconds=5),
-        received_at=RECEIVED_AT,
-        fingerprint=f"fp-{offset}",
-        source={"publisher_id": "pub-1"},
-        contact=NormalizedContact(email="jane@example.com", state=state, postal_code=postal_code),
-        consent=consent,
-        intake=IntakeRef(topic="intent.form", partition=0, offset=offset),
-    )
-
-
-def make_buyer(buyer_id: str = "acme", **fields: Any) -> Buyer:
-    return Buyer(
-        id=buyer_id,
-        name=fields.pop("name", buyer_id.title()),
-        verticals=fields.pop("verticals", ["solar"]),
-        price=fields.pop("price", 10.0),
-        **fields,
-    )
+def config(*buyers: Buyer, **policies: VerticalPolicy) -> BuyersConfig:
+    return BuyersConfig(buyers=list(buyers), verticals=policies)
 
 
 def reason_for(buyer: Buyer, lead: NormalizedLead, score: int = 50) -> str | None:
-    # Both entry points must agree: the single-buyer check and the full match.
-    direct = rejection_reason(buyer, lead, score)
-    candidates, filtered = match(lead, score, [buyer])
+    """What `match` says about one buyer; it must agree with the filters' own answer."""
+    candidates, verdicts = match(lead, score, config(buyer), NOW)
+    direct = filters.rejection_reason(buyer, lead, score, VerticalPolicy(), NOW)
     if direct is None:
         assert [c.buyer_id for c in candidates] == [buyer.id]
-        assert filtered == []
-    else:
-        assert candidates == []
-        assert [(v.buyer_id, v.reason) for v in filtered] == [(buyer.id, direct)]
+        assert verdicts == []
+        return None
+    assert candidates == []
+    assert verdicts == [Verdict(buyer_id=buyer.id, reason=direct)]
     return direct
 
 
+def ids(candidates: list[Candidate]) -> list[str]:
+    return [c.buyer_id for c in candidates]
+
+
+# --- filters, through match -------------------------------------------------------------------
+
+
 def test_accepts_a_lead_every_filter_allows() -> None:
-    buyer = make_buyer(
-        channels=["form"], states=["NY"], postal_codes=["100"], min_score=50, requires_consent=False
-    )
+    buyer = make_buyer(channels=["form"], states=["NY"], postal_codes=["100"], min_score=50)
     assert reason_for(buyer, make_lead(), score=50) is None
 
 
-def test_vertical_filter() -> None:
-    assert reason_for(make_buyer(verticals=["mortgage"]), make_lead()) == "filtered:vertical"
+def test_each_filter_leaves_the_buyer_out_with_its_reason() -> None:
+    lead = make_lead()
+    assert reason_for(make_buyer(verticals=["mortgage"]), lead) == "filtered:vertical"
+    assert reason_for(make_buyer(channels=["call"]), lead) == "filtered:channel"
+    assert reason_for(make_buyer(states=["CA", "TX"]), lead) == "filtered:state"
+    assert reason_for(make_buyer(postal_codes=["110"]), lead) == "filtered:postal_code"
+    assert reason_for(make_buyer(min_score=60), lead, score=59) == "filtered:min_score"
+    assert reason_for(make_buyer(status="paused"), lead) == "paused"
+    assert reason_for(make_buyer(requires_consent=True), lead) == "consent"
+    consented = make_lead(consent=Consent(sellers=["other", "acme"]))
+    assert reason_for(make_buyer(requires_consent=True), consented) is None
 
 
-def test_channel_filter() -> None:
-    buyer = make_buyer(channels=["call"])
-    assert reason_for(buyer, make_lead(channel="form")) == "filtered:channel"
-    assert reason_for(buyer, make_lead(channel="call")) is None
+def test_consent_age_is_judged_under_the_verticals_policy() -> None:
+    buyer = make_buyer(requires_consent=True)
+    lead = make_lead(consent=Consent(sellers=["*"], captured_at=datetime(2026, 1, 1, tzinfo=UTC)))
+    assert ids(match(lead, 50, config(buyer), NOW)[0]) == ["acme"]
+    strict = config(buyer, solar=VerticalPolicy(consent_max_age_days=30))
+    assert match(lead, 50, strict, NOW) == ([], [Verdict(buyer_id="acme", reason="consent")])
 
 
-def test_state_filter() -> None:
-    buyer = make_buyer(states=["CA", "TX"])
-    assert reason_for(buyer, make_lead(state="NY")) == "filtered:state"
-    assert reason_for(buyer, make_lead(state=None)) == "filtered:state"
-    assert reason_for(buyer, make_lead(state="TX")) is None
-    assert reason_for(make_buyer(states=[]), make_lead(state=None)) is None
+# --- pricing and the floor --------------------------------------------------------------------
 
 
-def test_postal_code_prefix_filter() -> None:
-    buyer = make_buyer(postal_codes=["100"])
-    assert reason_for(buyer, make_lead(postal_code="10001")) is None
-    assert reason_for(buyer, make_lead(postal_code="11001")) == "filtered:postal_code"
-    assert reason_for(buyer, make_lead(postal_code=None)) == "filtered:postal_code"
-    exact = make_buyer(postal_codes=["90210", "10001"])
-    assert reason_for(exact, make_lead(postal_code="10001")) is None
-    assert reason_for(exact, make_lead(postal_code="10002")) == "filtered:postal_code"
+def test_pricing_adjustments_flow_into_the_candidate_price() -> None:
+    buyer = make_buyer(
+        price=20.0,
+        pricing=Pricing(
+            states={"NY": 2.5},
+            channels={"form": -1.25},
+            score_bands=[ScoreBand(min=40, max=60, adjust=0.75)],
+        ),
+    )
+    (candidate,), _ = match(make_lead(), 50, config(buyer), NOW)
+    assert candidate.price == 22.0
+    assert candidate.price == pricing.price_for(buyer, make_lead(), 50)
+    (outside_band,), _ = match(make_lead(state="CA"), 61, config(buyer), NOW)
+    assert outside_band.price == 18.75
 
 
-def test_min_score_filter() -> None:
-    buyer = make_buyer(min_score=60)
-    assert reason_for(buyer, make_lead(), score=59) == "filtered:min_score"
-    assert reason_for(buyer, make_lead(), score=60) is None
-
-
-def test_consent_filter() -> None:
-    buyer = make_buyer("acme", requires_consent=True)
-    assert reason_for(buyer, make_lead(consent=None)) == "consent"
-    assert reason_for(buyer, make_lead(consent=Consent(sellers=["other"]))) == "consent"
-    assert reason_for(buyer, make_lead(consent=Consent(sellers=[]))) == "consent"
-    assert reason_for(buyer, make_lead(consent=Consent(sellers=["*"]))) is None
-    assert reason_for(buyer, make_lead(consent=Consent(sellers=["other", "acme"]))) is None
-    # A buyer that does not require consent takes a lead without any.
-    assert reason_for(make_buyer("acme"), make_lead(consent=None)) is None
-
-
-def test_ranking_price_then_priority_then_id() -> None:
+def test_a_price_below_the_verticals_floor_is_below_floor() -> None:
     buyers = [
-        make_buyer("cheap", price=5.0, priority=0),
-        make_buyer("zeta", price=20.0, priority=1),
-        make_buyer("alpha", price=20.0, priority=1),
-        make_buyer("first", price=20.0, priority=0),
-        make_buyer("rich", price=30.0, priority=9),
-        make_buyer("nope", verticals=["mortgage"], price=99.0),
+        make_buyer("low", price=9.99),
+        make_buyer("at", price=10.0),
+        # 8 base, +3 for New York: the adjusted price is what must clear the floor.
+        make_buyer("adjusted", price=8.0, pricing=Pricing(states={"NY": 3.0})),
+        make_buyer("elsewhere", price=5.0, verticals=["mortgage"]),
     ]
-    candidates, filtered = match(make_lead(), 50, buyers)
-    assert [c.buyer_id for c in candidates] == ["rich", "first", "alpha", "zeta", "cheap"]
-    assert [(c.price, c.priority) for c in candidates[:2]] == [(30.0, 9), (20.0, 0)]
-    assert [(v.buyer_id, v.reason) for v in filtered] == [("nope", "filtered:vertical")]
+    floored = config(*buyers, solar=VerticalPolicy(floor_price=10.0))
+    candidates, verdicts = match(make_lead(), 50, floored, NOW)
+    assert ids(candidates) == ["adjusted", "at"]
+    assert verdicts == [
+        Verdict(buyer_id="elsewhere", reason="filtered:vertical"),
+        Verdict(buyer_id="low", reason="below_floor"),
+    ]
+    # The floor is the vertical's own: another vertical's floor does not apply.
+    other = config(*buyers, mortgage=VerticalPolicy(floor_price=100.0))
+    assert ids(match(make_lead(), 50, other, NOW)[0]) == ["adjusted", "at", "low"]
 
+
+def test_a_filtered_buyer_keeps_its_filter_reason_whatever_its_price() -> None:
+    cfg = config(make_buyer("west", price=1.0, states=["CA"]), solar=VerticalPolicy(floor_price=10))
+    assert match(make_lead(), 50, cfg, NOW) == (
+        [],
+        [Verdict(buyer_id="west", reason="filtered:state")],
+    )
+
+
+# --- ranking per the vertical's strategy ---------------------------------------------------------
+
+RANKED = [
+    make_buyer("cheap", price=5.0, priority=0),
+    make_buyer("zeta", price=20.0, priority=1),
+    make_buyer("alpha", price=20.0, priority=1),
+    make_buyer("first", price=20.0, priority=0),
+    make_buyer("rich", price=30.0, priority=9),
+    make_buyer("nope", verticals=["mortgage"], price=99.0),
+]
+
+
+def test_highest_bid_ranks_by_price_then_priority_then_id() -> None:
+    candidates, verdicts = match(make_lead(), 50, config(*RANKED), NOW)
+    assert ids(candidates) == ["rich", "first", "alpha", "zeta", "cheap"]
+    assert [(c.price, c.priority) for c in candidates[:2]] == [(30.0, 9), (20.0, 0)]
+    assert verdicts == [Verdict(buyer_id="nope", reason="filtered:vertical")]
+
+
+def test_highest_bid_weighs_the_quality_multiplier() -> None:
+    buyers = [
+        make_buyer("pricey", price=20.0),
+        make_buyer("good", price=15.0, quality_multiplier=1.5),
+    ]
+    candidates, _ = match(make_lead(), 50, config(*buyers), NOW)
+    assert ids(candidates) == ["good", "pricey"]
+    # The candidate carries the buyer's price, not the weighted bid.
+    assert [c.price for c in candidates] == [15.0, 20.0]
+
+
+def test_priority_strategy_is_a_waterfall_by_tier_then_price() -> None:
+    policy = VerticalPolicy(strategy="priority")
+    candidates, _ = match(make_lead(), 50, config(*RANKED, solar=policy), NOW)
+    assert ids(candidates) == ["first", "cheap", "alpha", "zeta", "rich"]
+
+
+def test_weighted_round_robin_draws_a_fixed_order_per_lead() -> None:
+    buyers = [
+        make_buyer(b, price=p, weight=w)
+        for b, p, w in [("a", 30.0, 1), ("b", 20.0, 3), ("c", 10.0, 6)]
+    ]
+    wrr = config(*buyers, solar=VerticalPolicy(strategy="weighted_round_robin"))
+    orders = set()
+    for n in range(40):
+        lead = make_lead().model_copy(update={"lead_id": f"lead-{n}"})
+        # Efraimidis-Spirakis: log(u) / weight, highest first, u fixed by lead and buyer.
+        expected = sorted(
+            buyers,
+            key=lambda b: -math.log(strategies.wrr_uniform(lead.lead_id, b.id)) / b.weight,
+        )
+        candidates, _ = match(lead, 50, wrr, NOW)
+        assert ids(candidates) == [b.id for b in expected]
+        assert match(lead, 50, wrr, NOW)[0] == candidates
+        orders.add(tuple(ids(candidates)))
+    # Not the price order every time: the strategy, not the bids, picks the order.
+    assert len(orders) > 1
+
+
+def test_each_vertical_uses_its_own_policy() -> None:
+    buyers = [
+        make_buyer("cheap", price=5.0, priority=0, verticals=["solar", "auto"]),
+        make_buyer("rich", price=30.0, priority=9, verticals=["solar", "auto"]),
+    ]
+    cfg = config(*buyers, auto=VerticalPolicy(strategy="priority"))
+    assert ids(match(make_lead(vertical="solar"), 50, cfg, NOW)[0]) == ["rich", "cheap"]
+    assert ids(match(make_lead(vertical="auto"), 50, cfg, NOW)[0]) == ["cheap", "rich"]
+
+
+def test_candidates_carry_the_buyers_exclusive_only_flag() -> None:
+    buyers = [make_buyer("solo", price=30.0, exclusive_only=True), make_buyer("shared", price=20.0)]
+    candidates, _ = match(make_lead(), 50, config(*buyers), NOW)
+    assert [(c.buyer_id, c.exclusive_only) for c in candidates] == [
+        ("solo", True),
+        ("shared", False),
+    ]
+
+
+def test_verdicts_are_sorted_by_buyer_id() -> None:
+    buyers = [
+        make_buyer("zz", verticals=["auto"]),
+        make_buyer("mm", status="paused"),
+        make_buyer("aa", channels=["call"]),
+        make_buyer("kk", price=1.0),
+    ]
+    _, verdicts = match(make_lead(), 50, config(*buyers, solar=VerticalPolicy(floor_price=2)), NOW)
+    assert verdicts == [
+        Verdict(buyer_id="aa", reason="filtered:channel"),
+        Verdict(buyer_id="kk", reason="below_floor"),
+        Verdict(buyer_id="mm", reason="paused"),
+        Verdict(buyer_id="zz", reason="filtered:vertical"),
+    ]
+
+
+# --- property: match partitions the buyers and ranks by the policy --------------------------------
 
 BUYER_IDS = ["a", "b", "c", "d", "e", "f", "g", "h"]
 VERTICALS = ["solar", "mortgage", "auto"]
@@ -137,11 +215,12 @@ STATES = ["NY", "CA", "TX"]
 
 
 @st.composite
-def buyers(draw: st.DrawFn) -> list[Buyer]:
-    ids = draw(st.lists(st.sampled_from(BUYER_IDS), unique=True, max_size=len(BUYER_IDS)))
+def buyer_pools(draw: st.DrawFn) -> list[Buyer]:
+    chosen = draw(st.lists(st.sampled_from(BUYER_IDS), unique=True, max_size=len(BUYER_IDS)))
     return [
         make_buyer(
             buyer_id,
+            status=draw(st.sampled_from(["active", "active", "active", "paused"])),
             verticals=draw(st.lists(st.sampled_from(VERTICALS), min_size=1, max_size=3)),
             channels=draw(st.lists(st.sampled_from(CHANNELS), unique=True, max_size=4)),
             states=draw(st.lists(st.sampled_from(STATES), unique=True, max_size=2)),
@@ -150,11 +229,35 @@ def buyers(draw: st.DrawFn) -> list[Buyer]:
             ),
             min_score=draw(st.integers(0, 100)),
             price=draw(st.sampled_from([1.0, 5.0, 12.5, 20.0])),
+            pricing=Pricing(
+                states=draw(st.dictionaries(st.sampled_from(STATES), st.sampled_from([-4.0, 3.5]))),
+                score_bands=draw(
+                    st.lists(
+                        st.builds(
+                            ScoreBand,
+                            min=st.integers(0, 100),
+                            adjust=st.sampled_from([-2.0, 1.25]),
+                        ),
+                        max_size=2,
+                    )
+                ),
+            ),
             priority=draw(st.integers(0, 3)),
+            weight=draw(st.integers(1, 4)),
+            quality_multiplier=draw(st.sampled_from([0.5, 1.0, 1.5])),
+            exclusive_only=draw(st.booleans()),
             requires_consent=draw(st.booleans()),
         )
-        for buyer_id in ids
+        for buyer_id in chosen
     ]
+
+
+policies = st.builds(
+    VerticalPolicy,
+    max_buyers=st.integers(1, 3),
+    strategy=st.sampled_from(["priority", "highest_bid", "weighted_round_robin"]),
+    floor_price=st.sampled_from([0.0, 5.0, 12.5, 30.0]),
+)
 
 
 @st.composite
@@ -165,38 +268,52 @@ def leads(draw: st.DrawFn) -> NormalizedLead:
             st.builds(Consent, sellers=st.lists(st.sampled_from(["*", *BUYER_IDS]), max_size=3)),
         )
     )
-    return make_lead(
+    lead = make_lead(
         vertical=draw(st.sampled_from(VERTICALS)),
         channel=draw(st.sampled_from(CHANNELS)),
         state=draw(st.one_of(st.none(), st.sampled_from(STATES))),
         postal_code=draw(st.one_of(st.none(), st.sampled_from(["10001", "11001", "90210"]))),
         consent=consent,
     )
+    return lead.model_copy(update={"lead_id": draw(st.sampled_from(["l1", "l2", "l3"]))})
 
 
 @settings(max_examples=200, deadline=None)
-@given(leads(), st.integers(0, 100), buyers())
-def test_match_partitions_buyers_and_ranks(
-    lead: NormalizedLead, score: int, pool: list[Buyer]
+@given(
+    leads(),
+    st.integers(0, 100),
+    buyer_pools(),
+    st.dictionaries(st.sampled_from(VERTICALS), policies),
+)
+def test_match_partitions_buyers_and_ranks_by_the_policy(
+    lead: NormalizedLead, score: int, pool: list[Buyer], verticals: dict[str, VerticalPolicy]
 ) -> None:
-    candidates, filtered = match(lead, score, pool)
+    cfg = BuyersConfig(buyers=pool, verticals=verticals)
+    policy = cfg.policy(lead.vertical)
+    candidates, verdicts = match(lead, score, cfg, NOW)
     by_id = {b.id: b for b in pool}
 
-    seen = [c.buyer_id for c in candidates] + [v.buyer_id for v in filtered]
-    assert sorted(seen) == sorted(by_id)
-
+    assert sorted(ids(candidates) + [v.buyer_id for v in verdicts]) == sorted(by_id)
+    for v in verdicts:
+        buyer = by_id[v.buyer_id]
+        filtered = filters.rejection_reason(buyer, lead, score, policy, NOW)
+        if filtered is None:
+            assert v.reason == "below_floor"
+            assert pricing.price_for(buyer, lead, score) < policy.floor_price
+        else:
+            assert v.reason == filtered
+    bids = []
     for c in candidates:
         buyer = by_id[c.buyer_id]
-        assert rejection_reason(buyer, lead, score) is None
-        assert (c.price, c.priority) == (buyer.price, buyer.priority)
-        assert lead.vertical in buyer.verticals and lead.channel in buyer.channels
-        assert score >= buyer.min_score
-    for v in filtered:
-        assert v.reason == rejection_reason(by_id[v.buyer_id], lead, score)
-        assert v.reason is not None
+        assert filters.rejection_reason(buyer, lead, score, policy, NOW) is None
+        assert c.price == pricing.price_for(buyer, lead, score) >= policy.floor_price
+        assert (c.priority, c.exclusive_only) == (buyer.priority, buyer.exclusive_only)
+        bids.append(strategies.Bid.of(buyer, c.price))
 
-    keys = [(-c.price, c.priority, c.buyer_id) for c in candidates]
-    assert keys == sorted(keys)
-    assert [v.buyer_id for v in filtered] == sorted(v.buyer_id for v in filtered)
-    # Order of the buyers file does not change the outcome.
-    assert match(lead, score, list(reversed(pool))) == (candidates, filtered)
+    assert ids(candidates) == [
+        b.buyer_id for b in strategies.rank(bids, policy.strategy, lead.lead_id)
+    ]
+    assert [v.buyer_id for v in verdicts] == sorted(v.buyer_id for v in verdicts)
+    # The order of the buyers file does not change the outcome.
+    reordered = BuyersConfig(buyers=list(reversed(pool)), verticals=verticals)
+    assert match(lead, score, reordered, NOW) == (candidates, verdicts)

@@ -7,6 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from router import metrics, observability
+from router.accounting import Counts
 from router.buyers import Buyer, Caps
 from router.records import (
     BuyerLead,
@@ -32,6 +33,32 @@ BUYER = Buyer(
 )
 
 
+CAPPED = BUYER.model_copy(
+    update={
+        "caps": Caps(hourly=5, daily=20, weekly=50, daily_budget=500.0, concurrent_calls=3),
+    }
+)
+UNCAPPED = Buyer(id="free", name="Free", verticals=["mortgage"], price=40)
+ALL_WINDOWS = (
+    "hourly",
+    "daily",
+    "weekly",
+    "monthly",
+    "daily_budget",
+    "monthly_budget",
+    "concurrent_calls",
+)
+
+
+def counts(sold: int, spend: float, returned: int = 0) -> Counts:
+    return Counts(sold=sold, spend=spend, returned=returned)
+
+
+def cap_sample(registry: CollectorRegistry, kind: str, buyer: str, window: str) -> float | None:
+    name = f"router_buyer_cap_{kind}"
+    return registry.get_sample_value(name, {"buyer": buyer, "window": window})
+
+
 def fresh() -> tuple[CollectorRegistry, metrics.Metrics]:
     registry = CollectorRegistry()
     return registry, metrics.create(registry)
@@ -41,7 +68,7 @@ def decision(outcome: str, reasons: list[str]) -> Decision:
     return Decision(
         event_id="e1",
         lead_id="l1",
-        outcome=outcome,  # type: ignore[arg-type]
+        outcome=outcome,
         reasons=reasons,
         channel="form",
         intake=REF,
@@ -113,7 +140,7 @@ def test_a_dead_letter_is_counted_and_logged_without_the_payload(
     with caplog.at_level(logging.WARNING, logger="router.decisions"):
         observability.observe(m, [Emit("leads.rejected", "e9", dead)], NOW)
     assert registry.get_sample_value("router_dead_letters_total", {"reason": "invalid_phone"}) == 1
-    (record,) = caplog.records
+    (record,) = [r for r in caplog.records if r.name == "router.decisions"]
     assert record.levelno == logging.WARNING
     assert record.__dict__["event_id"] == "e9" and record.__dict__["reason"] == "invalid_phone"
     assert "555" not in str(record.__dict__) and "original_b64" not in record.__dict__
@@ -128,18 +155,70 @@ def test_vertical_labels_are_bounded_by_what_buyers_buy() -> None:
 
 def test_cap_gauges_show_usage_of_the_buyer_s_current_windows() -> None:
     registry, m = fresh()
-    counts = {"day": 2, "hours": {"2026-11-23T09-0600": 1, "2026-11-23T08-0600": 1}}
-    table = {"acme|2026-11-23": counts}
-    observability.publish_cap_usage(m, [BUYER], table.get, NOW)  # 15:00Z is 09:00 Chicago
-    observability.publish_cap_limits(m, [BUYER])
-    sample = registry.get_sample_value
-    assert sample("router_buyer_cap_used", {"buyer": "acme", "window": "daily"}) == 2
-    assert sample("router_buyer_cap_used", {"buyer": "acme", "window": "hourly"}) == 1
-    assert sample("router_buyer_cap_limit", {"buyer": "acme", "window": "daily"}) == 20
+    soon = (NOW + timedelta(minutes=10)).isoformat()
+    table = {  # 15:00Z is 09:00 in Chicago, on a Monday of ISO week 48
+        "acme|hour|2026-11-23T09-0600": counts(sold=1, spend=40.0),
+        "acme|hour|2026-11-23T08-0600": counts(sold=3, spend=120.0),  # the hour before
+        "acme|day|2026-11-23": counts(sold=4, spend=160.0, returned=1),
+        "acme|week|2026-W48": counts(sold=6, spend=240.0),
+        "acme|month|2026-11": counts(sold=9, spend=360.0),
+        "acme|calls": {"l1": soon, "l2": soon, "l0": (NOW - timedelta(seconds=1)).isoformat()},
+        "acme|lead|l1": {"reason": "sold"},  # ledger entries are not usage
+    }
+    observability.publish_cap_usage(m, [CAPPED], table.get, NOW)
 
-    # Past the buyer's midnight the gauges read the new day's (empty) window.
-    observability.publish_cap_usage(m, [BUYER], table.get, NOW + timedelta(hours=15))
-    assert sample("router_buyer_cap_used", {"buyer": "acme", "window": "daily"}) == 0
+    used = {w: cap_sample(registry, "used", "acme", w) for w in ALL_WINDOWS}
+    assert used == {
+        "hourly": 1,
+        "daily": 4,
+        "weekly": 6,
+        "monthly": None,  # not capped: no series
+        "daily_budget": 160.0,
+        "monthly_budget": None,
+        "concurrent_calls": 2,  # the expired slot does not count
+    }
+    limits = {w: cap_sample(registry, "limit", "acme", w) for w in ALL_WINDOWS}
+    assert limits == {
+        "hourly": 5,
+        "daily": 20,
+        "weekly": 50,
+        "monthly": None,
+        "daily_budget": 500.0,
+        "monthly_budget": None,
+        "concurrent_calls": 3,
+    }
+
+    # Past the buyer's midnight the gauges read the new hour and day (still the same week).
+    observability.publish_cap_usage(m, [CAPPED], table.get, NOW + timedelta(hours=15))
+    assert cap_sample(registry, "used", "acme", "hourly") == 0
+    assert cap_sample(registry, "used", "acme", "daily") == 0
+    assert cap_sample(registry, "used", "acme", "daily_budget") == 0
+    assert cap_sample(registry, "used", "acme", "weekly") == 6
+    assert cap_sample(registry, "used", "acme", "concurrent_calls") == 0  # all expired by then
+    assert cap_sample(registry, "limit", "acme", "daily") == 20
+
+
+def test_an_uncapped_buyer_still_exports_hourly_and_daily_usage() -> None:
+    registry, m = fresh()
+    table = {
+        "free|hour|2026-11-23T10-0500": counts(sold=2, spend=80.0),
+        "free|day|2026-11-23": counts(sold=7, spend=280.0),
+    }
+    observability.publish_cap_usage(m, [UNCAPPED], table.get, NOW)  # 10:00 in New York
+    assert cap_sample(registry, "used", "free", "hourly") == 2
+    assert cap_sample(registry, "used", "free", "daily") == 7
+    for window in ALL_WINDOWS:
+        assert cap_sample(registry, "limit", "free", window) is None, window
+    for window in ("weekly", "monthly", "daily_budget", "monthly_budget", "concurrent_calls"):
+        assert cap_sample(registry, "used", "free", window) is None, window
+
+
+def test_a_worker_without_the_buyer_s_partition_exports_zero_usage_and_the_limits() -> None:
+    registry, m = fresh()
+    observability.publish_cap_usage(m, [CAPPED], lambda key: None, NOW)
+    for window in ("hourly", "daily", "weekly", "daily_budget", "concurrent_calls"):
+        assert cap_sample(registry, "used", "acme", window) == 0, window
+    assert cap_sample(registry, "limit", "acme", "hourly") == 5
 
 
 def test_local_hour_is_the_buyer_s() -> None:
@@ -158,3 +237,6 @@ def test_known_series_exist_at_zero_before_anything_happens() -> None:
         sample("router_decisions_total", {"outcome": "unsold", "reason": "no_matching_buyer"}) == 0
     )
     assert sample("router_leads_sold_total", {"buyer": "acme"}) == 0
+    assert sample("router_revenue_dollars_total", {"buyer": "acme"}) == 0
+    assert sample("router_decisions_total", {"outcome": "unsold", "reason": "below_floor"}) == 0
+    assert sample("router_decisions_total", {"outcome": "suppressed", "reason": "suppressed"}) == 0

@@ -84,3 +84,8 @@ def test_settings_are_frozen() -> None:
     s = Settings()
     with pytest.raises(ValidationError):
         s.partitions = 8  # type: ignore[misc]
+
+
+def test_a_flag_value_passed_by_field_name_wins_over_the_default(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    assert Settings(bootstrap_servers="10.0.0.1:9092").bootstrap_servers == "10.0.0.1:9092"
