@@ -51,15 +51,28 @@ def seen_key(signal: PublisherSignal) -> str:
     return f"seen|{signal_key(signal)}"
 
 
+# Every worker reads `publishers.quality`; publishing each signal's count would cost one more
+# message per sale. A record is republished when its score effect changes, and otherwise at
+# most every PUBLISH_EVERY signals so the counts shown stay roughly current.
+PUBLISH_EVERY = 50
+
+
+def worth_publishing(before: PublisherQuality | None, after: PublisherQuality) -> bool:
+    if before is None or adjustments(before) != adjustments(after):
+        return True
+    return (after.sold + after.returned + after.converted) % PUBLISH_EVERY == 0
+
+
 def absorb(
     signal: PublisherSignal, stats: PublisherQuality | None, seen: bool
 ) -> tuple[list[tuple[str, object]], PublisherQuality | None]:
-    """Table writes for one signal (the stats, then the seen mark) and the new record to
-    publish; nothing for a signal already counted, so replays and duplicates count once."""
+    """Table writes for one signal (the stats, then the seen mark) and the record to publish,
+    if any; nothing for a signal already counted, so replays and duplicates count once."""
     if seen:
         return [], None
     updated = record(stats or empty(signal.publisher_id), signal)
-    return [
+    writes: list[tuple[str, object]] = [
         (stats_key(signal.publisher_id), updated.model_dump()),
         (seen_key(signal), True),
-    ], updated
+    ]
+    return writes, updated if worth_publishing(stats, updated) else None

@@ -15,6 +15,12 @@ between move Faust's read offset ahead; the seek then rewinds, Faust drops the r
 records as already read and books the jump as a gap it treats as acked. An event still in
 flight there was committed past without being processed. The consumer below holds stream
 partitions until the seek is done.
+
+And one more of the same family: Faust's stream skips messages fetched under an earlier
+consumer generation (before a rebalance) without processing them, but still *acks* them. Such
+an ack can land after the new assignment has set the committed offset, and make Faust commit
+past a record the new generation has not processed yet. Acks of earlier generations are
+ignored here: the record is fetched again under the new generation and acked then.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any, cast
 
 import aiokafka
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP
+from faust.types import TP, Message
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -103,6 +109,11 @@ class _Consumer(faust_aiokafka.Consumer):
             self._held_until_seek |= streams
             tpset -= streams
         super().resume_partitions(tpset)
+
+    def ack(self, message: Message) -> bool:
+        if message.generation_id != self.app.consumer_generation_id:
+            return False
+        return cast(bool, super().ack(message))
 
     async def perform_seek(self) -> None:
         await super().perform_seek()

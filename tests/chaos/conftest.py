@@ -722,7 +722,10 @@ def audit(
             found.add("worker_crashed", line)
 
     decisions_redelivered = sum(len(records) - 1 for records in decisions.values())
-    buyer_redelivered = buyer_records - len(copies)
+    # A shared lead has one record per buyer: only a second copy for the same buyer is a replay.
+    buyer_redelivered = buyer_records - sum(
+        len({lead["buyer_id"] for lead in leads}) for leads in copies.values()
+    )
     capped = Counter(
         v["reason"]
         for d in final.values()

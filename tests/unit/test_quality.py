@@ -72,3 +72,27 @@ def test_signal_key_separates_buyers_and_types() -> None:
         quality.signal_key(base.model_copy(update={"type": "returned"})),
     }
     assert len(keys) == 3
+
+
+def test_a_record_is_published_when_its_score_effect_changes_not_on_every_signal() -> None:
+    published = []
+    current = None
+    for index in range(200):
+        signal = PublisherSignal(publisher_id="pub", lead_id=f"l{index}", buyer_id="b", type="sold")
+        _, to_publish = quality.absorb(signal, current, seen=False)
+        current = quality.record(current or quality.empty("pub"), signal)
+        if to_publish is not None:
+            published.append(to_publish.sold)
+    assert published == [1, 50, 100, 150, 200]
+
+    returned = PublisherSignal(publisher_id="pub", lead_id="l0", buyer_id="b", type="returned")
+    _, to_publish = quality.absorb(returned, current, seen=False)
+    assert to_publish is None, "1 return in 200 sales does not move the score"
+    many = current.model_copy(update={"returned": 36})
+    _, to_publish = quality.absorb(returned, many, seen=False)
+    assert to_publish is not None and to_publish.returned == 37, "5 -> 6 points off: published"
+
+
+def test_a_signal_already_counted_writes_and_publishes_nothing() -> None:
+    signal = PublisherSignal(publisher_id="pub", lead_id="l", buyer_id="b", type="sold")
+    assert quality.absorb(signal, quality.empty("pub"), seen=True) == ([], None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP
+from faust.types import TP, Message
 
 from router import catalog
 from router.app import create_app
@@ -66,3 +66,23 @@ async def test_a_new_assignment_holds_again(consumer) -> None:  # type: ignore[n
     await consumer.on_partitions_assigned({STREAM}, 2)
     consumer.resume_partitions({STREAM})
     assert STREAM not in consumer._get_active_partitions()
+
+
+def record(offset: int, generation_id: int) -> Message:
+    return Message(
+        STREAM.topic, STREAM.partition, offset, 0.0, 0, None, None, b"{}", None,
+        tp=STREAM, generation_id=generation_id,
+    )  # fmt: skip
+
+
+def test_an_ack_from_an_earlier_generation_does_not_count(consumer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    consumer, _ = consumer
+    # Agents register their topics as acking when they start; none start in a unit test.
+    monkeypatch.setattr(consumer.app.topics, "acks_enabled_for", lambda topic: True)
+    consumer.app.consumer_generation_id = 3
+    # Skipped unprocessed by Faust's stream after a rebalance, yet acked: must not be committed.
+    assert consumer.ack(record(7, generation_id=2)) is False
+    assert 7 not in consumer._acked[STREAM]
+
+    assert consumer.ack(record(7, generation_id=3)) is True
+    assert consumer._acked[STREAM] == [7]
