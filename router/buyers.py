@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -79,19 +79,6 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 RuleOp = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists"]
 Strategy = Literal["priority", "highest_bid", "weighted_round_robin"]
 # Contact fields a buyer can choose to receive (`fields:`); the rest of the lead always goes.
-CONTACT_FIELDS = (
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "phone_line_type",
-    "postal_code",
-    "state",
-    "city",
-    "timezone",
-    "address",
-    "company",
-)
 ContactField = Literal[
     "first_name",
     "last_name",
@@ -105,6 +92,7 @@ ContactField = Literal[
     "address",
     "company",
 ]
+CONTACT_FIELDS: tuple[ContactField, ...] = get_args(ContactField)
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 

@@ -14,7 +14,7 @@ import click
 
 from router import catalog
 from router.buyers import BuyersConfig
-from router.config_file import ConfigError, load_buyers, load_config
+from router.config_file import ConfigError, load_config
 from router.settings import Settings
 
 T = TypeVar("T")
@@ -38,12 +38,7 @@ def settings_from(**overrides: Any) -> Settings:
 
 
 def buyers_or_exit(path: Path) -> tuple[Any, ...]:
-    try:
-        return load_buyers(path)
-    except ConfigError as err:
-        for message in err.messages():
-            click.echo(f"error: {message}", err=True)
-        sys.exit(2)
+    return tuple(config_or_exit(path).buyers)
 
 
 def config_or_exit(path: Path) -> BuyersConfig:

@@ -7,18 +7,16 @@ back in the windows the lead was sold in. Every feedback event gets one recorded
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from router import accounting, catalog
+from router import accounting, catalog, intake
 from router.buyers import Buyer
 from router.records import (
     CallEvent,
-    DeadLetter,
     Emit,
     Feedback,
     FeedbackResult,
@@ -126,14 +124,5 @@ def dead_letter(raw: bytes, ref: IntakeRef, error: ValidationError | str, now: d
         first = error.errors()[0] if error.errors() else None
         field = ".".join(str(p) for p in first["loc"]) if first and first["loc"] else None
         reason = f"invalid_event: {first['msg'] if first else error}"
-    letter = DeadLetter(
-        original_b64=base64.b64encode(raw).decode("ascii"),
-        topic=ref.topic,
-        partition=ref.partition,
-        offset=ref.offset,
-        reason=reason,
-        field=field,
-        event_id=None,
-        rejected_at=now,
-    )
-    return Emit(catalog.REJECTED, f"{ref.topic}/{ref.partition}/{ref.offset}", letter)
+    letter = intake.dead_letter(raw, ref, reason, field, None, now)
+    return Emit(catalog.REJECTED, intake.intake_key(ref, None), letter)

@@ -33,6 +33,27 @@ def process(
     return rejected(raw, channel, ref, received_at, now, result)
 
 
+def dead_letter(
+    raw: bytes,
+    ref: IntakeRef,
+    reason: str,
+    field: str | None,
+    event_id: str | None,
+    now: datetime,
+) -> DeadLetter:
+    """The original bytes and where they were read, with why they were refused."""
+    return DeadLetter(
+        original_b64=base64.b64encode(raw).decode("ascii"),
+        topic=ref.topic,
+        partition=ref.partition,
+        offset=ref.offset,
+        reason=reason,
+        field=field,
+        event_id=event_id,
+        rejected_at=now,
+    )
+
+
 def rejected(
     raw: bytes,
     channel: Channel,
@@ -43,15 +64,13 @@ def rejected(
 ) -> list[Emit]:
     reason = f"{rejection.reason}:{rejection.field}" if rejection.field else rejection.reason
     key = intake_key(ref, rejection.event_id)
-    dead = DeadLetter(
-        original_b64=base64.b64encode(raw).decode("ascii"),
-        topic=ref.topic,
-        partition=ref.partition,
-        offset=ref.offset,
-        reason=f"{rejection.reason}: {rejection.message}",
-        field=rejection.field,
-        event_id=rejection.event_id,
-        rejected_at=now,
+    dead = dead_letter(
+        raw,
+        ref,
+        f"{rejection.reason}: {rejection.message}",
+        rejection.field,
+        rejection.event_id,
+        now,
     )
     decision = Decision(
         event_id=rejection.event_id,
