@@ -59,8 +59,12 @@ class LiveMarket:
         views = (self.config_view, self.suppression_view, self.quality_view)
         for view in views:
             await view.start()
-        for view in views:
-            if not await view.wait_caught_up(self._ready_timeout_s):
+        # Waited for together: three missing topics must not cost three timeouts.
+        caught_up = await asyncio.gather(
+            *(view.wait_caught_up(self._ready_timeout_s) for view in views)
+        )
+        for view, done in zip(views, caught_up, strict=True):
+            if not done:
                 # Better to route on what is known than to stop routing: say so loudly.
                 log.warning(
                     "control topic not read to its end in time", extra={"topic": view.topic}
