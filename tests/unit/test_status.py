@@ -5,27 +5,18 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from test_web import ACME, GLOBEX, NOW
 
 from router import status, web
-from router.buyers import Buyer, Caps
+from router.buyers import Buyer
 
 pytestmark = pytest.mark.unit
 
-NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # 09:00 in Chicago
-ACME = Buyer(
-    id="acme",
-    name="Acme",
-    verticals=["mortgage"],
-    price=40,
-    caps=Caps(hourly=5, daily=20, daily_budget=500.0, concurrent_calls=2),
-    timezone="America/Chicago",
-)
-GLOBEX = Buyer(id="globex", name="Globex", status="paused", verticals=["solar"], price=25)
 INITECH = Buyer(id="initech", name="Initech", verticals=["solar"], price=10)
 TABLE: dict[str, Any] = {
     "acme|hour|2026-11-23T09-0600": {"sold": 2, "spend": 80.0, "returned": 0},
