@@ -24,7 +24,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, NamedTuple, NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
@@ -104,6 +104,7 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+@lru_cache(maxsize=4096)  # one offer asks several times; a lead's instant repeats per hop
 def windows(timezone: str, at: datetime) -> Windows:
     """The buyer-local hour, day, ISO week and month an aware instant falls in."""
     if at.tzinfo is None:

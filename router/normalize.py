@@ -211,10 +211,13 @@ def _phone(event: IntakeEvent) -> tuple[str | None, str | None]:
         number = phonenumbers.parse(raw.strip(), "US")
     except phonenumbers.NumberParseException as exc:
         raise _Reject("invalid_phone", field, f"not a phone number: {exc}") from None
-    if not phonenumbers.is_valid_number(number):
+    # number_type is UNKNOWN exactly when is_valid_number is False (both match the number
+    # against its region's patterns); asking once halves the cost of the check.
+    line_type = phonenumbers.number_type(number)
+    if line_type == phonenumbers.PhoneNumberType.UNKNOWN:
         raise _Reject("invalid_phone", field, "not a valid phone number")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return e164, _LINE_TYPES.get(phonenumbers.number_type(number), "unknown")
+    return e164, _LINE_TYPES.get(line_type, "unknown")
 
 
 def _email(raw: str | None) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import faust
 from faust.types import TableT, TopicT
@@ -26,14 +26,6 @@ class Topology:
     offers_topic: str = catalog.OFFERS
     call_events_topic: str = catalog.CALL_EVENTS
     quality_topic: str = catalog.PUBLISHER_QUALITY
-    _outputs: dict[str, TopicT] = field(default_factory=dict)
-
-    def output(self, name: str) -> TopicT:
-        """A raw-bytes topic handle, made once per name (buyer topics are open-ended)."""
-        topic = self._outputs.get(name)
-        if topic is None:
-            topic = self._outputs[name] = _raw_topic(self.app, name)
-        return topic
 
 
 def _raw_topic(app: faust.App, *names: str) -> TopicT:
@@ -53,17 +45,14 @@ def declare(app: faust.App, settings: Settings) -> Topology:
             schema=faust.Schema(key_serializer="json", value_serializer="json"),
         )
 
-    screen = _raw_topic(app, catalog.SCREEN)
-    signals = _raw_topic(app, catalog.PUBLISHER_SIGNALS)
     return Topology(
         app=app,
         intake=_raw_topic(app, *catalog.INTAKE.values()),
-        screen=screen,
+        screen=_raw_topic(app, catalog.SCREEN),
         buyer_desk=_raw_topic(app, catalog.OFFERS, catalog.FEEDBACK, catalog.CALL_EVENTS),
-        publisher_signals=signals,
+        publisher_signals=_raw_topic(app, catalog.PUBLISHER_SIGNALS),
         dedup=table(catalog.DEDUP_TABLE),
         caps=table(catalog.CAPS_TABLE),
         publishers=table(catalog.PUBLISHERS_TABLE),
         channel_of={topic: channel for channel, topic in catalog.INTAKE.items()},
-        _outputs={catalog.SCREEN: screen, catalog.PUBLISHER_SIGNALS: signals},
     )

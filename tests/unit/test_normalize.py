@@ -369,6 +369,23 @@ def test_invalid_phone(phone: str) -> None:
     )
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.builds(
+        lambda prefix, digits: prefix + digits,
+        st.sampled_from(["", "1", "+1", "+44", "+52"]),
+        st.text("0123456789", min_size=7, max_size=12),
+    )
+)
+def test_a_phone_is_accepted_exactly_when_phonenumbers_calls_it_valid(phone: str) -> None:
+    try:
+        valid = phonenumbers.is_valid_number(phonenumbers.parse(phone, "US"))
+    except phonenumbers.NumberParseException:
+        valid = False
+    result = run(with_contact(phone=phone))
+    assert isinstance(result, NormalizedLead) == valid, result
+
+
 def test_invalid_caller_phone() -> None:
     event = with_contact("call", phone=...)
     event["call"] = {"call_id": "c1", "caller_phone": "(123) 456-7890"}
