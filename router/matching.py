@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from router import filters, pricing, strategies
 from router.buyers import BuyersConfig
 from router.records import Candidate, NormalizedLead, Verdict
+
+
+@lru_cache(maxsize=16384)
+def _verdict(buyer_id: str, reason: str) -> Verdict:
+    # Every lead gets a verdict from every buyer, mostly the same few; records are frozen,
+    # so one instance per (buyer, reason) serves them all.
+    return Verdict(buyer_id=buyer_id, reason=reason)
 
 
 def match(
@@ -38,7 +46,7 @@ def match(
                 )
                 by_id[buyer.id] = buyer
         if reason is not None:
-            verdicts.append(Verdict(buyer_id=buyer.id, reason=reason))
+            verdicts.append(_verdict(buyer.id, reason))
     candidates = [
         Candidate(
             buyer_id=bid.buyer_id,

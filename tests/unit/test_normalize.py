@@ -14,7 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from router.contract import CHANNELS, Channel
-from router.normalize import LEAD_ID_NAMESPACE, REJECTION_REASONS, fingerprint, normalize
+from router.normalize import (
+    LEAD_ID_NAMESPACE,
+    MAX_DEPTH,
+    REJECTION_REASONS,
+    _too_deep,
+    fingerprint,
+    normalize,
+)
 from router.records import IntakeRef, NormalizedLead, Rejection
 
 pytestmark = pytest.mark.unit
@@ -491,6 +498,16 @@ def test_nesting_deeper_than_can_be_written_out_is_rejected() -> None:
     result = normalize(nested(900), "form", ref(), RECEIVED_AT)
     assert isinstance(result, Rejection)
     assert (result.reason, result.field, result.event_id) == ("too_deep", "attributes", "evt-1")
+
+
+def test_the_depth_limit_holds_at_its_edge() -> None:
+    # The walk is skipped for payloads with few brackets; right at the limit it must run.
+    verdicts = {}
+    for depth in range(MAX_DEPTH - 6, MAX_DEPTH + 6, 2):
+        result = normalize(nested(depth), "form", ref(), RECEIVED_AT)
+        verdicts[depth] = isinstance(result, Rejection) and result.reason == "too_deep"
+        assert verdicts[depth] == (_too_deep(orjson.loads(nested(depth))) is not None)
+    assert set(verdicts.values()) == {True, False}
 
 
 def test_moderate_nesting_is_kept_and_serializable() -> None:
