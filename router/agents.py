@@ -37,10 +37,7 @@ from router.topology import Topology
 
 Clock = Callable[[], datetime]
 
-# A batch closes when full or this long after the previous one: the wait bounds the latency
-# a partial batch adds per hop.
 BATCH_MAX_EVENTS = 500
-BATCH_WITHIN_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -50,6 +47,7 @@ class Deps:
     clock: Clock
     metrics: Metrics
     verticals: frozenset[str] = field(default_factory=frozenset)
+    batch_within: timedelta = timedelta(milliseconds=10)
 
 
 def current_events(events: Iterable[EventT], generation_id: int) -> list[EventT]:
@@ -81,7 +79,7 @@ def register(topology: Topology, deps: Deps) -> None:
         # Faust's per-event stream iteration costs more than most of our stages; taking a
         # batch skips part of it (docs/performance.md).
         take_events = stream.take_events  # type: ignore[attr-defined]  # not in StreamT
-        async for events in take_events(BATCH_MAX_EVENTS, BATCH_WITHIN_S):
+        async for events in take_events(BATCH_MAX_EVENTS, deps.batch_within.total_seconds()):
             yield current_events(events, app.consumer_generation_id)
 
     @app.agent(topology.intake, name="intake", concurrency=1)

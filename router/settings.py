@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # Kafka wakes a waiting fetch when data arrives; a broker that does not (the embedded
     # one) holds each fetch this long, on every hop. Tests and the demo lower it.
     fetch_max_wait_ms: int = Field(default=500, ge=0)
+    # Agents take events in batches; a batch that is not full closes this long after the
+    # previous one, so this bounds the latency a quiet stream adds per hop.
+    batch_within_ms: int = Field(default=10, ge=1)  # 0 would mean "until full"
     # For brokers that report the start of the last batch as a partition's end offset (the
     # embedded one): table recovery then reads on to the true end. Kafka needs no help.
     verify_end_offsets: bool = False
