@@ -65,6 +65,7 @@ def create_app(
         producer_linger_ms=settings.producer_linger_ms,
         producer_max_request_size=catalog.DEAD_LETTER_MAX_BYTES,
         stream_recovery_delay=0.5,
+        table_standby_replicas=settings.standby_replicas,
         web_enabled=settings.web_enabled,
         web_bind=settings.web_host,
         web_host=settings.web_host,
