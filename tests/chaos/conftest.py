@@ -591,6 +591,16 @@ def audit(
         if len(stories) != 1:
             found.add("decisions_disagree", f"{key}: {sorted(map(str, stories))}")
     undecided = [ref for ref in intake if not decision_key_of.get(ref)]
+    spans: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for topic, partition, offset in undecided:
+        spans[(topic, partition)].append(offset)
+    for (topic, partition), offsets in sorted(spans.items()):
+        # Where the losses sit: one contiguous block on one partition points at offsets
+        # committed past, scattered ones at lost outputs.
+        found.add(
+            "undecided_span",
+            f"{topic}/{partition}: {len(offsets)} in {min(offsets)}..{max(offsets)}",
+        )
     if undecided:
         # Where did each lost event get to? Screened (stage 1 done), offered (stage 2 done)?
         screened = Counter(orjson.loads(r.value)["event_id"] for r in read(catalog.SCREEN))
