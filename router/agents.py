@@ -57,7 +57,6 @@ def register(topology: Topology, deps: Deps) -> None:
     }
 
     out = Output(app, lambda topic, _error: metrics.send_errors.labels(topic).inc())
-    send_all = out.send
 
     @app.agent(topology.intake, name="intake", concurrency=1)
     async def intake_agent(stream: StreamT[bytes]) -> None:
@@ -80,7 +79,7 @@ def register(topology: Topology, deps: Deps) -> None:
                 channel, observability.vertical_label(vertical, deps.verticals)
             ).inc()
             stage_seconds["intake"].observe(time.perf_counter() - started)
-            await send_all(emits)
+            await out.send(emits)
             observability.observe(metrics, emits, now)
 
     @app.agent(topology.screen, name="screen", concurrency=1)
@@ -99,7 +98,7 @@ def register(topology: Topology, deps: Deps) -> None:
                     topology.dedup, event.message.partition, [(lead.fingerprint, new_state)]
                 )
             stage_seconds["screen"].observe(time.perf_counter() - started)
-            await send_all(emits)
+            await out.send(emits)
             observability.observe(metrics, emits, now)
 
     @app.agent(topology.buyer_desk, name="buyer-desk", concurrency=1)
@@ -164,7 +163,7 @@ def register(topology: Topology, deps: Deps) -> None:
                 except ValidationError as error:
                     emits = [feedback.dead_letter(raw, ref, error, now)]
                 stage_seconds["feedback"].observe(time.perf_counter() - started)
-            await send_all(emits)
+            await out.send(emits)
             observability.observe(metrics, emits, now)
 
     @app.agent(topology.publisher_signals, name="publishers", concurrency=1)
@@ -178,4 +177,4 @@ def register(topology: Topology, deps: Deps) -> None:
             writes, updated = quality.absorb(signal, stats, seen)
             await out.write(table, event.message.partition, writes)
             if updated is not None:
-                await send_all([Emit(topology.quality_topic, signal.publisher_id, updated)])
+                await out.send([Emit(topology.quality_topic, signal.publisher_id, updated)])
