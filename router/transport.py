@@ -14,7 +14,9 @@ the stream partitions *before* seeking them to their committed offsets. Records 
 between move Faust's read offset ahead; the seek then rewinds, Faust drops the re-fetched
 records as already read and books the jump as a gap it treats as acked. An event still in
 flight there was committed past without being processed. The consumer below holds stream
-partitions until the seek is done.
+partitions until the seek is done. Faust also seeks from its fetcher whenever it finds the flow
+stopped (during table recovery, before the stream partitions are resumed); that seek does not
+count, or it would release the hold before the one that matters.
 
 And one more of the same family: Faust's stream skips messages fetched under an earlier
 consumer generation (before a rebalance) without processing them, but still *acks* them. Such
@@ -116,9 +118,15 @@ class _Consumer(faust_aiokafka.Consumer):
         return cast(bool, super().ack(message))
 
     async def perform_seek(self) -> None:
+        # Faust's fetcher also seeks when it finds the flow stopped, e.g. during table
+        # recovery, before recovery resumes the stream partitions and seeks them itself. Only
+        # a seek that starts after stream partitions were asked to resume releases them.
+        held = self._held_until_seek
         await super().perform_seek()
+        if not held:
+            return
         self._seek_pending = False
-        held, self._held_until_seek = self._held_until_seek, frozenset()
+        self._held_until_seek = frozenset()
         super().resume_partitions(held)
 
 

@@ -47,9 +47,23 @@ async def test_stream_partitions_wait_for_the_seek_after_an_assignment(consumer)
     assert STREAM in consumer._get_active_partitions()
 
 
+async def test_a_seek_before_any_stream_resume_keeps_the_hold(consumer) -> None:  # type: ignore[no-untyped-def]
+    consumer, changelog = consumer
+    await consumer.on_partitions_assigned({STREAM, changelog}, 1)
+    # Faust's fetcher seeks when it finds the flow stopped, e.g. during table recovery, before
+    # recovery resumes the stream partitions and seeks them itself.
+    await consumer.perform_seek()
+
+    consumer.resume_partitions({STREAM})
+    assert STREAM not in consumer._get_active_partitions()
+    await consumer.perform_seek()
+    assert STREAM in consumer._get_active_partitions()
+
+
 async def test_resumes_pass_straight_through_once_sought(consumer) -> None:  # type: ignore[no-untyped-def]
     consumer, _ = consumer
     await consumer.on_partitions_assigned({STREAM}, 1)
+    consumer.resume_partitions({STREAM})
     await consumer.perform_seek()
     consumer.pause_partitions({STREAM})
 
@@ -60,6 +74,7 @@ async def test_resumes_pass_straight_through_once_sought(consumer) -> None:  # t
 async def test_a_new_assignment_holds_again(consumer) -> None:  # type: ignore[no-untyped-def]
     consumer, _ = consumer
     await consumer.on_partitions_assigned({STREAM}, 1)
+    consumer.resume_partitions({STREAM})
     await consumer.perform_seek()
     consumer.pause_partitions({STREAM})
 
