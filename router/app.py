@@ -90,6 +90,7 @@ def create_app(
             clock=clock,
             metrics=router_metrics,
             verticals=frozenset(v for buyer in seed.buyers for v in buyer.verticals),
+            batch_within=timedelta(milliseconds=settings.batch_within_ms),
         ),
     )
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # owns, so failover skips recovery, but it reads every changelog record a second time
     # (measured: two workers used 1.8x the CPU per lead). 0 recovers from the changelog instead.
     standby_replicas: int = Field(default=0, ge=0)
+    # Agents take events in batches; a batch that is not full closes this long after the
+    # previous one, so this bounds the latency a quiet stream adds per hop.
+    batch_within_ms: int = Field(default=10, ge=1)  # 0 would mean "until full"
     # For brokers that report the start of the last batch as a partition's end offset (the
     # embedded one): table recovery then reads on to the true end. Kafka needs no help.
     verify_end_offsets: bool = False

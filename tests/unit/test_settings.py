@@ -89,3 +89,12 @@ def test_settings_are_frozen() -> None:
 def test_a_flag_value_passed_by_field_name_wins_over_the_default(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     assert Settings(bootstrap_servers="10.0.0.1:9092").bootstrap_servers == "10.0.0.1:9092"
+
+
+def test_batch_wait_is_read_and_never_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTER_BATCH_WITHIN_MS", "3")
+    assert Settings().batch_within_ms == 3
+    # Zero would make Faust's take_events wait until a batch is full: a quiet stream stalls.
+    monkeypatch.setenv("ROUTER_BATCH_WITHIN_MS", "0")
+    with pytest.raises(ValidationError, match="batch_within_ms"):
+        Settings()
