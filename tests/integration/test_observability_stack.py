@@ -92,12 +92,23 @@ def prometheus(tmp_path: Path, workers) -> Any:  # type: ignore[no-untyped-def]
 
 def test_every_panel_returns_data_and_every_alert_expression_is_valid(prometheus) -> None:  # type: ignore[no-untyped-def]
     group, port = prometheus
+    stop_feeding = threading.Event()
     feeder = threading.Thread(
-        target=lambda: asyncio.run(produce(group.broker.bootstrap_servers, 2400, rate=40, seed=3)),
+        target=lambda: asyncio.run(
+            produce(group.broker.bootstrap_servers, 2400, rate=40, seed=3, stop=stop_feeding.is_set)
+        ),
         daemon=True,
     )
     feeder.start()
+    try:
+        check_panels_and_alerts(port)
+    finally:
+        # Stop the feed before the fixture stops the broker under it.
+        stop_feeding.set()
+        feeder.join(timeout=30)
 
+
+def check_panels_and_alerts(port: int) -> None:
     def scraped() -> tuple[bool, object]:
         try:
             targets = api(port, "targets")["data"]["activeTargets"]
