@@ -2,9 +2,7 @@
 
 Agents take their stream in batches (`take_events`): Faust acks a batch's events only after
 the whole batch is processed, and table writes name the event's own partition
-(`router/output.py`), so a batch mixing partitions keeps each table co-partitioned. Within a
-batch, table writes are staged (the store changes at once), their changelog records are
-flushed once per key after the batch, and the batch's records are sent after that.
+(`router/output.py`), so a batch mixing partitions keeps each table co-partitioned.
 
 Every agent runs with concurrency=1: Faust can commit an offset past an event still in
 flight when concurrency > 1 (faust-streaming #606), which would lose it on a crash.
@@ -13,16 +11,15 @@ flight when concurrency > 1 (faust-streaming #606), which would lose it on a cra
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from faust.types import EventT, Message, StreamT, TableT
+from faust.types import EventT, StreamT
 from pydantic import ValidationError
 
 from router import accounting, codec, feedback, intake, observability, offering, quality, screening
-from router.buyers import Buyer
 from router.market import MarketSource
 from router.metrics import Metrics
 from router.output import Output
@@ -75,8 +72,7 @@ def register(topology: Topology, deps: Deps) -> None:
         s: metrics.stage_seconds.labels(s) for s in ("intake", "screen", "offer", "feedback")
     }
 
-    def output() -> Output:
-        return Output(app, lambda topic, _error: metrics.send_errors.labels(topic).inc())
+    out = Output(app, lambda topic, _error: metrics.send_errors.labels(topic).inc())
 
     async def batches(stream: StreamT[bytes]) -> AsyncIterator[list[EventT]]:
         # Faust's per-event stream iteration costs more than most of our stages; taking a
@@ -87,7 +83,6 @@ def register(topology: Topology, deps: Deps) -> None:
 
     @app.agent(topology.intake, name="intake", concurrency=1)
     async def intake_agent(stream: StreamT[bytes]) -> None:
-        out = output()
         async for batch in batches(stream):
             for event in batch:
                 started = time.perf_counter()
@@ -116,30 +111,22 @@ def register(topology: Topology, deps: Deps) -> None:
     @app.agent(topology.screen, name="screen", concurrency=1)
     async def screen_agent(stream: StreamT[bytes]) -> None:
         await deps.market.ready()
-        out = output()
         async for batch in batches(stream):
-            outgoing: list[Emit] = []
-            try:
-                for event in batch:
-                    started = time.perf_counter()
-                    now = deps.clock()
-                    lead = codec.decode(NormalizedLead, event.value)
-                    state = topology.dedup.get(lead.fingerprint) or {}
-                    new_state, emits = screening.screen(
-                        lead, state, deps.market.current(), deps.dedup_window, now
+            for event in batch:
+                started = time.perf_counter()
+                now = deps.clock()
+                lead = codec.decode(NormalizedLead, event.value)
+                state = topology.dedup.get(lead.fingerprint) or {}
+                new_state, emits = screening.screen(
+                    lead, state, deps.market.current(), deps.dedup_window, now
+                )
+                if new_state is not state:
+                    await out.write(
+                        topology.dedup, event.message.partition, [(lead.fingerprint, new_state)]
                     )
-                    if new_state is not state:
-                        out.stage(
-                            topology.dedup,
-                            event.message.partition,
-                            [(lead.fingerprint, new_state)],
-                        )
-                    stage_seconds["screen"].observe(time.perf_counter() - started)
-                    outgoing += emits
-                    observability.observe(metrics, emits, now)
-            finally:
-                await out.flush()
-                await out.send(outgoing)
+                stage_seconds["screen"].observe(time.perf_counter() - started)
+                await out.send(emits)
+                observability.observe(metrics, emits, now)
 
     @app.agent(topology.buyer_desk, name="buyer-desk", concurrency=1)
     async def buyer_desk_agent(stream: StreamT[bytes]) -> None:
@@ -147,105 +134,76 @@ def register(topology: Topology, deps: Deps) -> None:
         await deps.market.ready()
         table = topology.caps
         pruned_through: dict[str, str] = {}
-        out = output()
         async for batch in batches(stream):
-            outgoing: list[Emit] = []
-            try:
-                for event in batch:
-                    started = time.perf_counter()
-                    now = deps.clock()
-                    message = event.message
-                    raw = event.value or b""
-                    buyers = deps.market.current().buyers
-                    emits: list[Emit]
-                    if message.topic == topology.offers_topic:
-                        offer = codec.decode(Offer, raw)
-                        buyer = buyers.get(offering.current_buyer_id(offer))
-                        ledger_key = offering.ledger_key(offer)
-                        state: dict[str, Any] = {ledger_key: table.get(ledger_key)}
-                        if buyer is not None:
-                            keys = offering.state_keys(offer, buyer)
-                            state = {
-                                k: table.get(k) for k in (*keys.counts, keys.ledger, keys.slots)
-                            }
-                            today = keys.counts[1]
-                            if today > pruned_through.get(buyer.id, ""):
-                                # First offer of a new buyer-local day here: prune what aged
-                                # out. A local memo only; pruning is idempotent, so a restart
-                                # prunes again.
-                                stale = accounting.expired_keys(table, buyer, now)
-                                out.stage(table, message.partition, [(k, None) for k in stale])
-                                pruned_through[buyer.id] = today
-                        result = offering.decide(offer, buyer, state, now)
-                        # Offers only add ledger entries and grow counts, so staging keeps
-                        # each offer's counts ahead of its ledger entry (router/output.py).
-                        out.stage(table, message.partition, result.writes)
-                        emits = result.emits
-                        stage_seconds["offer"].observe(time.perf_counter() - started)
-                    else:
-                        # A return or a call's end writes keys an earlier offer of the batch
-                        # may have staged, in its own order (ledger, then counts): staging
-                        # would flush them in the offer's order instead. Written at once.
-                        await out.flush()
-                        emits = desk_feedback(out, table, message, raw, buyers, now)
-                        await out.flush()
-                        stage_seconds["feedback"].observe(time.perf_counter() - started)
-                    outgoing += emits
-                    observability.observe(metrics, emits, now)
-            finally:
-                await out.flush()
-                await out.send(outgoing)
-
-    def desk_feedback(
-        out: Output,
-        table: TableT,
-        message: Message,
-        raw: bytes,
-        buyers: Mapping[str, Buyer],
-        now: datetime,
-    ) -> list[Emit]:
-        """A call's end or a buyer's feedback, on the buyer's partition."""
-        ref = IntakeRef(topic=message.topic, partition=message.partition, offset=message.offset)
-        try:
-            if message.topic == topology.call_events_topic:
-                call = codec.decode(CallEvent, raw)
-                if not feedback.call_key_matches(call, message.key):
-                    reason = "key_is_not_buyer_id: call events are keyed by buyer_id"
-                    return [feedback.dead_letter(raw, ref, reason, now)]
-                key = accounting.slots_key(call.buyer_id)
-                slots = table.get(key)
-                freed = feedback.call_ended(call, slots)
-                if freed is not slots:
-                    out.stage(table, message.partition, [(key, freed)])
-                return []
-            said = codec.decode(Feedback, raw)
-            buyer = buyers.get(said.buyer_id)
-            ledger_key = feedback.ledger_key(said.buyer_id, said.lead_id)
-            entry = table.get(ledger_key)
-            keys_needed = feedback.counts_keys(buyer, entry) if buyer else ()
-            state = {ledger_key: entry, **{k: table.get(k) for k in keys_needed}}
-            handled = feedback.handle(said, buyer, state, now, message.key)
-            out.stage(table, message.partition, handled.writes)
-            return handled.emits
-        except ValidationError as error:
-            return [feedback.dead_letter(raw, ref, error, now)]
+            for event in batch:
+                started = time.perf_counter()
+                now = deps.clock()
+                message = event.message
+                raw = event.value or b""
+                buyers = deps.market.current().buyers
+                emits: list[Emit]
+                if message.topic == topology.offers_topic:
+                    offer = codec.decode(Offer, raw)
+                    buyer = buyers.get(offering.current_buyer_id(offer))
+                    ledger_key = offering.ledger_key(offer)
+                    state: dict[str, Any] = {ledger_key: table.get(ledger_key)}
+                    if buyer is not None:
+                        keys = offering.state_keys(offer, buyer)
+                        state = {k: table.get(k) for k in (*keys.counts, keys.ledger, keys.slots)}
+                        today = keys.counts[1]
+                        if today > pruned_through.get(buyer.id, ""):
+                            # First offer of a new buyer-local day here: prune what aged out.
+                            # A local memo only; pruning is idempotent, so a restart prunes again.
+                            stale = accounting.expired_keys(table, buyer, now)
+                            await out.write(table, message.partition, [(k, None) for k in stale])
+                            pruned_through[buyer.id] = today
+                    result = offering.decide(offer, buyer, state, now)
+                    await out.write(table, message.partition, result.writes)
+                    emits = result.emits
+                    stage_seconds["offer"].observe(time.perf_counter() - started)
+                else:
+                    ref = IntakeRef(
+                        topic=message.topic, partition=message.partition, offset=message.offset
+                    )
+                    try:
+                        if message.topic == topology.call_events_topic:
+                            call = codec.decode(CallEvent, raw)
+                            emits = []
+                            if not feedback.call_key_matches(call, message.key):
+                                reason = "key_is_not_buyer_id: call events are keyed by buyer_id"
+                                emits = [feedback.dead_letter(raw, ref, reason, now)]
+                            else:
+                                key = accounting.slots_key(call.buyer_id)
+                                slots = table.get(key)
+                                freed = feedback.call_ended(call, slots)
+                                if freed is not slots:
+                                    await out.write(table, message.partition, [(key, freed)])
+                        else:
+                            said = codec.decode(Feedback, raw)
+                            buyer = buyers.get(said.buyer_id)
+                            ledger_key = feedback.ledger_key(said.buyer_id, said.lead_id)
+                            entry = table.get(ledger_key)
+                            keys_needed = feedback.counts_keys(buyer, entry) if buyer else ()
+                            state = {ledger_key: entry, **{k: table.get(k) for k in keys_needed}}
+                            handled = feedback.handle(said, buyer, state, now, message.key)
+                            await out.write(table, message.partition, handled.writes)
+                            emits = handled.emits
+                    except ValidationError as error:
+                        emits = [feedback.dead_letter(raw, ref, error, now)]
+                    stage_seconds["feedback"].observe(time.perf_counter() - started)
+                await out.send(emits)
+                observability.observe(metrics, emits, now)
 
     @app.agent(topology.publisher_signals, name="publishers", concurrency=1)
     async def publisher_agent(stream: StreamT[bytes]) -> None:
         table = topology.publishers
-        out = output()
         async for batch in batches(stream):
-            outgoing: list[Emit] = []
-            try:
-                for event in batch:
-                    signal = codec.decode(PublisherSignal, event.value)
-                    stored = table.get(quality.stats_key(signal.publisher_id))
-                    stats = PublisherQuality.model_validate(stored) if stored else None
-                    seen = bool(table.get(quality.seen_key(signal)))
-                    writes, updated = quality.absorb(signal, stats, seen)
-                    out.stage(table, event.message.partition, writes)
-                    if updated is not None:
-                        outgoing.append(Emit(topology.quality_topic, signal.publisher_id, updated))
-            finally:
-                await out.flush()
-                await out.send(outgoing)
+            for event in batch:
+                signal = codec.decode(PublisherSignal, event.value)
+                stored = table.get(quality.stats_key(signal.publisher_id))
+                stats = PublisherQuality.model_validate(stored) if stored else None
+                seen = bool(table.get(quality.seen_key(signal)))
+                writes, updated = quality.absorb(signal, stats, seen)
+                await out.write(table, event.message.partition, writes)
+                if updated is not None:
+                    await out.send([Emit(topology.quality_topic, signal.publisher_id, updated)])

@@ -25,8 +25,6 @@ class Sent:
 class FakeProducer:
     fail_topics: set[str] = field(default_factory=set)
     sent: list[Sent] = field(default_factory=list)
-    hold: bool = False  # leave deliveries pending, as a broker that has not answered yet
-    pending: list[asyncio.Future[None]] = field(default_factory=list)
 
     async def send(
         self,
@@ -39,9 +37,7 @@ class FakeProducer:
     ) -> asyncio.Future[None]:
         self.sent.append(Sent(topic, key, value, partition))
         delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.hold:
-            self.pending.append(delivery)
-        elif topic in self.fail_topics:
+        if topic in self.fail_topics:
             delivery.set_exception(ConnectionError("broker gone"))
         else:
             delivery.set_result(None)
@@ -94,9 +90,7 @@ async def test_table_writes_reach_the_store_and_the_changelog_on_the_given_parti
     app = FakeApp()
     table = FakeTable("caps", data={"gone": {"sold": 1}})
     writes = [("a|day|2026-11-23", {"sold": 2, "spend": 1.5}), ("gone", None), ("flag", True)]
-    out = output(app)
-    out.stage(table, 3, writes)  # type: ignore[arg-type]
-    await out.flush()
+    await output(app).write(table, 3, writes)  # type: ignore[arg-type]
 
     assert table.data == {"a|day|2026-11-23": {"sold": 2, "spend": 1.5}, "flag": True}
     assert [(s.topic, s.partition) for s in app.producer.sent] == [("app-caps-changelog", 3)] * 3
@@ -106,41 +100,6 @@ async def test_table_writes_reach_the_store_and_the_changelog_on_the_given_parti
         for s in app.producer.sent
     }
     assert recovered == {"a|day|2026-11-23": {"sold": 2, "spend": 1.5}, "gone": None, "flag": True}
-
-
-async def test_a_batch_changelogs_each_key_once_with_its_last_value_in_first_write_order() -> None:
-    app = FakeApp()
-    table = FakeTable("caps")
-    out = output(app)
-    # Two sales of one buyer in a batch: each offer's counts come before its ledger entry.
-    out.stage(table, 0, [("a|day", {"sold": 1}), ("a|lead|1", "sold")])  # type: ignore[arg-type]
-    assert table.data["a|day"] == {"sold": 1}, "later events of the batch read the store"
-    out.stage(table, 0, [("a|day", {"sold": 2}), ("a|lead|2", "sold")])  # type: ignore[arg-type]
-    assert app.producer.sent == [], "nothing reaches the changelog before the flush"
-
-    await out.flush()
-    assert [(s.key, s.value) for s in app.producer.sent] == [
-        (b'"a|day"', b'{"sold":2}'),
-        (b'"a|lead|1"', b'"sold"'),
-        (b'"a|lead|2"', b'"sold"'),
-    ]
-    await out.flush()
-    assert len(app.producer.sent) == 3, "a flush sends a staged write once"
-
-
-async def test_a_flush_returns_only_once_the_broker_has_the_changelog_records() -> None:
-    app = FakeApp(FakeProducer(hold=True))
-    out = output(app)
-    out.stage(FakeTable("caps"), 0, [("a|day", {"sold": 1}), ("a|lead|1", "sold")])  # type: ignore[arg-type]
-    flushing = asyncio.ensure_future(out.flush())
-    for _ in range(100):  # let the flush run up to its wait
-        await asyncio.sleep(0)
-    assert len(app.producer.sent) == 2
-    assert not flushing.done(), "records sent now could reach a buyer before the changelog"
-
-    for delivery in app.producer.pending:
-        delivery.set_result(None)
-    await asyncio.wait_for(flushing, timeout=5)
 
 
 def test_changelog_encoding_deletes_with_a_null_value() -> None:
