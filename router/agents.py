@@ -74,59 +74,60 @@ def register(topology: Topology, deps: Deps) -> None:
 
     out = Output(app, lambda topic, _error: metrics.send_errors.labels(topic).inc())
 
-    async def batches(stream: StreamT[bytes]) -> AsyncIterator[list[EventT]]:
-        # Faust's per-event stream iteration costs more than most of our stages; taking a
-        # batch skips part of it (docs/performance.md).
+    async def batched(stream: StreamT[bytes]) -> AsyncIterator[EventT]:
+        """The stream's events, taken from Faust in batches.
+
+        Faust's per-event stream iteration costs more than most of our stages; taking a batch
+        skips part of it (docs/performance.md). Faust acks a batch when the next one is asked
+        for, which is after the agent is done with the batch's last event.
+        """
         take_events = stream.take_events  # type: ignore[attr-defined]  # not in StreamT
         async for events in take_events(BATCH_MAX_EVENTS, deps.batch_within.total_seconds()):
-            yield current_events(events, app.consumer_generation_id)
+            for event in current_events(events, app.consumer_generation_id):
+                yield event
 
     @app.agent(topology.intake, name="intake", concurrency=1)
     async def intake_agent(stream: StreamT[bytes]) -> None:
-        async for batch in batches(stream):
-            for event in batch:
-                started = time.perf_counter()
-                message = event.message
-                now = deps.clock()
-                channel = topology.channel_of[message.topic]
-                ref = IntakeRef(
-                    topic=message.topic, partition=message.partition, offset=message.offset
-                )
-                emits = intake.process(
-                    event.value or b"",
-                    channel,
-                    ref,
-                    received_at=_broker_time(message.timestamp, now),
-                    now=now,
-                )
-                lead = emits[0].value if len(emits) == 1 else None
-                vertical = lead.vertical if isinstance(lead, NormalizedLead) else None
-                metrics.intake_events.labels(
-                    channel, observability.vertical_label(vertical, deps.verticals)
-                ).inc()
-                stage_seconds["intake"].observe(time.perf_counter() - started)
-                await out.send(emits)
-                observability.observe(metrics, emits, now)
+        async for event in batched(stream):
+            started = time.perf_counter()
+            message = event.message
+            now = deps.clock()
+            channel = topology.channel_of[message.topic]
+            ref = IntakeRef(topic=message.topic, partition=message.partition, offset=message.offset)
+            emits = intake.process(
+                event.value or b"",
+                channel,
+                ref,
+                received_at=_broker_time(message.timestamp, now),
+                now=now,
+            )
+            lead = emits[0].value if len(emits) == 1 else None
+            vertical = lead.vertical if isinstance(lead, NormalizedLead) else None
+            metrics.intake_events.labels(
+                channel, observability.vertical_label(vertical, deps.verticals)
+            ).inc()
+            stage_seconds["intake"].observe(time.perf_counter() - started)
+            await out.send(emits)
+            observability.observe(metrics, emits, now)
 
     @app.agent(topology.screen, name="screen", concurrency=1)
     async def screen_agent(stream: StreamT[bytes]) -> None:
         await deps.market.ready()
-        async for batch in batches(stream):
-            for event in batch:
-                started = time.perf_counter()
-                now = deps.clock()
-                lead = codec.decode(NormalizedLead, event.value)
-                state = topology.dedup.get(lead.fingerprint) or {}
-                new_state, emits = screening.screen(
-                    lead, state, deps.market.current(), deps.dedup_window, now
+        async for event in batched(stream):
+            started = time.perf_counter()
+            now = deps.clock()
+            lead = codec.decode(NormalizedLead, event.value)
+            state = topology.dedup.get(lead.fingerprint) or {}
+            new_state, emits = screening.screen(
+                lead, state, deps.market.current(), deps.dedup_window, now
+            )
+            if new_state is not state:
+                await out.write(
+                    topology.dedup, event.message.partition, [(lead.fingerprint, new_state)]
                 )
-                if new_state is not state:
-                    await out.write(
-                        topology.dedup, event.message.partition, [(lead.fingerprint, new_state)]
-                    )
-                stage_seconds["screen"].observe(time.perf_counter() - started)
-                await out.send(emits)
-                observability.observe(metrics, emits, now)
+            stage_seconds["screen"].observe(time.perf_counter() - started)
+            await out.send(emits)
+            observability.observe(metrics, emits, now)
 
     @app.agent(topology.buyer_desk, name="buyer-desk", concurrency=1)
     async def buyer_desk_agent(stream: StreamT[bytes]) -> None:
@@ -134,76 +135,74 @@ def register(topology: Topology, deps: Deps) -> None:
         await deps.market.ready()
         table = topology.caps
         pruned_through: dict[str, str] = {}
-        async for batch in batches(stream):
-            for event in batch:
-                started = time.perf_counter()
-                now = deps.clock()
-                message = event.message
-                raw = event.value or b""
-                buyers = deps.market.current().buyers
-                emits: list[Emit]
-                if message.topic == topology.offers_topic:
-                    offer = codec.decode(Offer, raw)
-                    buyer = buyers.get(offering.current_buyer_id(offer))
-                    ledger_key = offering.ledger_key(offer)
-                    state: dict[str, Any] = {ledger_key: table.get(ledger_key)}
-                    if buyer is not None:
-                        keys = offering.state_keys(offer, buyer)
-                        state = {k: table.get(k) for k in (*keys.counts, keys.ledger, keys.slots)}
-                        today = keys.counts[1]
-                        if today > pruned_through.get(buyer.id, ""):
-                            # First offer of a new buyer-local day here: prune what aged out.
-                            # A local memo only; pruning is idempotent, so a restart prunes again.
-                            stale = accounting.expired_keys(table, buyer, now)
-                            await out.write(table, message.partition, [(k, None) for k in stale])
-                            pruned_through[buyer.id] = today
-                    result = offering.decide(offer, buyer, state, now)
-                    await out.write(table, message.partition, result.writes)
-                    emits = result.emits
-                    stage_seconds["offer"].observe(time.perf_counter() - started)
-                else:
-                    ref = IntakeRef(
-                        topic=message.topic, partition=message.partition, offset=message.offset
-                    )
-                    try:
-                        if message.topic == topology.call_events_topic:
-                            call = codec.decode(CallEvent, raw)
-                            emits = []
-                            if not feedback.call_key_matches(call, message.key):
-                                reason = "key_is_not_buyer_id: call events are keyed by buyer_id"
-                                emits = [feedback.dead_letter(raw, ref, reason, now)]
-                            else:
-                                key = accounting.slots_key(call.buyer_id)
-                                slots = table.get(key)
-                                freed = feedback.call_ended(call, slots)
-                                if freed is not slots:
-                                    await out.write(table, message.partition, [(key, freed)])
+        async for event in batched(stream):
+            started = time.perf_counter()
+            now = deps.clock()
+            message = event.message
+            raw = event.value or b""
+            buyers = deps.market.current().buyers
+            emits: list[Emit]
+            if message.topic == topology.offers_topic:
+                offer = codec.decode(Offer, raw)
+                buyer = buyers.get(offering.current_buyer_id(offer))
+                ledger_key = offering.ledger_key(offer)
+                state: dict[str, Any] = {ledger_key: table.get(ledger_key)}
+                if buyer is not None:
+                    keys = offering.state_keys(offer, buyer)
+                    state = {k: table.get(k) for k in (*keys.counts, keys.ledger, keys.slots)}
+                    today = keys.counts[1]
+                    if today > pruned_through.get(buyer.id, ""):
+                        # First offer of a new buyer-local day here: prune what aged out.
+                        # A local memo only; pruning is idempotent, so a restart prunes again.
+                        stale = accounting.expired_keys(table, buyer, now)
+                        await out.write(table, message.partition, [(k, None) for k in stale])
+                        pruned_through[buyer.id] = today
+                result = offering.decide(offer, buyer, state, now)
+                await out.write(table, message.partition, result.writes)
+                emits = result.emits
+                stage_seconds["offer"].observe(time.perf_counter() - started)
+            else:
+                ref = IntakeRef(
+                    topic=message.topic, partition=message.partition, offset=message.offset
+                )
+                try:
+                    if message.topic == topology.call_events_topic:
+                        call = codec.decode(CallEvent, raw)
+                        emits = []
+                        if not feedback.call_key_matches(call, message.key):
+                            reason = "key_is_not_buyer_id: call events are keyed by buyer_id"
+                            emits = [feedback.dead_letter(raw, ref, reason, now)]
                         else:
-                            said = codec.decode(Feedback, raw)
-                            buyer = buyers.get(said.buyer_id)
-                            ledger_key = feedback.ledger_key(said.buyer_id, said.lead_id)
-                            entry = table.get(ledger_key)
-                            keys_needed = feedback.counts_keys(buyer, entry) if buyer else ()
-                            state = {ledger_key: entry, **{k: table.get(k) for k in keys_needed}}
-                            handled = feedback.handle(said, buyer, state, now, message.key)
-                            await out.write(table, message.partition, handled.writes)
-                            emits = handled.emits
-                    except ValidationError as error:
-                        emits = [feedback.dead_letter(raw, ref, error, now)]
-                    stage_seconds["feedback"].observe(time.perf_counter() - started)
-                await out.send(emits)
-                observability.observe(metrics, emits, now)
+                            key = accounting.slots_key(call.buyer_id)
+                            slots = table.get(key)
+                            freed = feedback.call_ended(call, slots)
+                            if freed is not slots:
+                                await out.write(table, message.partition, [(key, freed)])
+                    else:
+                        said = codec.decode(Feedback, raw)
+                        buyer = buyers.get(said.buyer_id)
+                        ledger_key = feedback.ledger_key(said.buyer_id, said.lead_id)
+                        entry = table.get(ledger_key)
+                        keys_needed = feedback.counts_keys(buyer, entry) if buyer else ()
+                        state = {ledger_key: entry, **{k: table.get(k) for k in keys_needed}}
+                        handled = feedback.handle(said, buyer, state, now, message.key)
+                        await out.write(table, message.partition, handled.writes)
+                        emits = handled.emits
+                except ValidationError as error:
+                    emits = [feedback.dead_letter(raw, ref, error, now)]
+                stage_seconds["feedback"].observe(time.perf_counter() - started)
+            await out.send(emits)
+            observability.observe(metrics, emits, now)
 
     @app.agent(topology.publisher_signals, name="publishers", concurrency=1)
     async def publisher_agent(stream: StreamT[bytes]) -> None:
         table = topology.publishers
-        async for batch in batches(stream):
-            for event in batch:
-                signal = codec.decode(PublisherSignal, event.value)
-                stored = table.get(quality.stats_key(signal.publisher_id))
-                stats = PublisherQuality.model_validate(stored) if stored else None
-                seen = bool(table.get(quality.seen_key(signal)))
-                writes, updated = quality.absorb(signal, stats, seen)
-                await out.write(table, event.message.partition, writes)
-                if updated is not None:
-                    await out.send([Emit(topology.quality_topic, signal.publisher_id, updated)])
+        async for event in batched(stream):
+            signal = codec.decode(PublisherSignal, event.value)
+            stored = table.get(quality.stats_key(signal.publisher_id))
+            stats = PublisherQuality.model_validate(stored) if stored else None
+            seen = bool(table.get(quality.seen_key(signal)))
+            writes, updated = quality.absorb(signal, stats, seen)
+            await out.write(table, event.message.partition, writes)
+            if updated is not None:
+                await out.send([Emit(topology.quality_topic, signal.publisher_id, updated)])
