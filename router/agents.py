@@ -72,7 +72,9 @@ def register(topology: Topology, deps: Deps) -> None:
         s: metrics.stage_seconds.labels(s) for s in ("intake", "screen", "offer", "feedback")
     }
 
-    out = Output(app, lambda topic, _error: metrics.send_errors.labels(topic).inc())
+    def output() -> Output:
+        # One per agent: an agent's records wait only behind its own changelog writes.
+        return Output(app, lambda topic, _error: metrics.send_errors.labels(topic).inc())
 
     async def batched(stream: StreamT[bytes]) -> AsyncIterator[EventT]:
         """The stream's events, taken from Faust in batches.
@@ -88,6 +90,7 @@ def register(topology: Topology, deps: Deps) -> None:
 
     @app.agent(topology.intake, name="intake", concurrency=1)
     async def intake_agent(stream: StreamT[bytes]) -> None:
+        out = output()
         async for event in batched(stream):
             started = time.perf_counter()
             message = event.message
@@ -113,6 +116,7 @@ def register(topology: Topology, deps: Deps) -> None:
     @app.agent(topology.screen, name="screen", concurrency=1)
     async def screen_agent(stream: StreamT[bytes]) -> None:
         await deps.market.ready()
+        out = output()
         async for event in batched(stream):
             started = time.perf_counter()
             now = deps.clock()
@@ -135,6 +139,7 @@ def register(topology: Topology, deps: Deps) -> None:
         await deps.market.ready()
         table = topology.caps
         pruned_through: dict[str, str] = {}
+        out = output()
         async for event in batched(stream):
             started = time.perf_counter()
             now = deps.clock()
@@ -197,6 +202,7 @@ def register(topology: Topology, deps: Deps) -> None:
     @app.agent(topology.publisher_signals, name="publishers", concurrency=1)
     async def publisher_agent(stream: StreamT[bytes]) -> None:
         table = topology.publishers
+        out = output()
         async for event in batched(stream):
             signal = codec.decode(PublisherSignal, event.value)
             stored = table.get(quality.stats_key(signal.publisher_id))

@@ -4,23 +4,31 @@ changelog, each handed straight to Faust's producer.
 Why not `Topic.send` and `table[key] = value`: each of those runs Faust's per-message
 machinery (future wrappers, a send buffer, sensors), measured at about 100 µs a message on
 the development machine, where the producer's own send costs about 35 µs; a lead writes
-about ten messages (docs/performance.md). Both paths end in the same producer, so
-at-least-once holds the same way: a message is handed to the producer before its source
-event is acked, and Faust flushes the producer before it commits offsets.
+about ten messages (docs/performance.md).
 
 A table write goes to the table's store and to its changelog on the partition of the event
 that caused it. That is the partition Faust itself would use (tables are co-partitioned with
 their streams, `tests/unit/test_faust_guards.py`), named explicitly so that it does not
 depend on which event Faust believes is current. Recovery is Faust's own: it replays the
 changelog into the store.
+
+Records go out only after the broker has every changelog record written before them. Handing
+the changelog record to the producer first is not enough: one produce request can carry a
+buyer topic's new batch while the changelog partition still has older batches queued, and a
+worker killed in between leaves a sale delivered to its buyer but missing from the table, so
+the replay decides the offer again (docs/reliability.md, section 6). The wait happens off the
+agent's path, in a releaser task, so an agent never stalls on the broker; the transport's
+producer waits for the releasers before every flush, and Faust flushes before it commits
+offsets, so an offset is committed only after its event's records are with the producer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
 import orjson
 from faust.types import AppT, TableT
@@ -31,6 +39,10 @@ from router.records import Emit
 log = logging.getLogger(__name__)
 
 OnSendError = Callable[[str, BaseException], None]
+Delivery = asyncio.Future[Any]
+
+# Events whose records may wait for their changelog acks before the agent itself waits.
+MAX_WAITING_EVENTS = 2000
 
 
 def changelog_key(key: str) -> bytes:
@@ -44,18 +56,39 @@ def changelog_value(value: Any) -> bytes | None:
 
 
 class Output:
-    def __init__(self, app: AppT, on_send_error: OnSendError) -> None:
+    def __init__(
+        self,
+        app: AppT,
+        on_send_error: OnSendError,
+        max_waiting_events: int = MAX_WAITING_EVENTS,
+    ) -> None:
         self.app = app
         self.on_send_error = on_send_error
+        self.max_waiting_events = max_waiting_events
         self._changelogs: dict[str, str] = {}
+        # Changelog deliveries written since the last records were queued.
+        self._fence: list[Delivery] = []
+        # Records waiting for their fence, in the order they were sent.
+        self._waiting: deque[tuple[list[Delivery], Sequence[Emit]]] = deque()
+        self._queued = 0  # records queued so far (one entry per `send` call)
+        self._released = 0  # of those, handed to the producer
+        self._released_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._room = asyncio.Event()
+        self._releaser: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+        self._hooked = False
 
     async def _send(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None
-    ) -> None:
-        delivery = await self.app.producer.send(topic, key, value, partition, None, None)
-        delivery.add_done_callback(lambda done: self._delivered(topic, done))  # type: ignore[attr-defined]
+    ) -> Delivery:
+        # Faust types the result as an awaitable; the aiokafka driver returns its future.
+        delivery = cast(
+            Delivery, await self.app.producer.send(topic, key, value, partition, None, None)
+        )
+        delivery.add_done_callback(lambda done: self._delivered(topic, done))
+        return delivery
 
-    def _delivered(self, topic: str, done: asyncio.Future[Any]) -> None:
+    def _delivered(self, topic: str, done: Delivery) -> None:
         if done.cancelled():
             return
         error = done.exception()
@@ -63,10 +96,83 @@ class Output:
             log.error("send failed", extra={"topic": topic, "error": repr(error)})
             self.on_send_error(topic, error)
 
-    async def send(self, emits: Iterable[Emit]) -> None:
+    async def _send_records(self, emits: Iterable[Emit]) -> None:
         for emit in emits:
             key = emit.key.encode() if emit.key is not None else None
             await self._send(emit.topic, key, codec.encode(emit.value), None)
+
+    async def send(self, emits: Sequence[Emit]) -> None:
+        """Send records once every changelog record written before them is acknowledged."""
+        if self._failure is not None:
+            raise self._failure
+        if not emits:
+            return
+        fence = [delivery for delivery in self._fence if not delivery.done()]
+        self._fence = []
+        if not fence and self._released == self._queued:
+            await self._send_records(emits)
+            return
+        while len(self._waiting) >= self.max_waiting_events:
+            self._room.clear()
+            await self._room.wait()
+            if self._failure is not None:
+                raise self._failure
+        if not self._hooked:
+            # The transport's producer waits for `released` before every flush.
+            add_hook = getattr(self.app.producer, "before_flush", None)
+            if add_hook is not None:
+                add_hook(self.released)
+            self._hooked = True
+        self._waiting.append((fence, emits))
+        self._queued += 1
+        if self._releaser is None:
+            self._releaser = asyncio.get_running_loop().create_task(self._release())
+
+    async def _release(self) -> None:
+        try:
+            while self._waiting:
+                fence, emits = self._waiting[0]
+                pending = [delivery for delivery in fence if not delivery.done()]
+                if pending:
+                    # A failed delivery was reported by `_delivered`; its records still go, as
+                    # they did before the wait: the store already holds the write.
+                    await asyncio.wait(pending)
+                await self._send_records(emits)
+                self._waiting.popleft()
+                self._released += 1
+                self._room.set()
+                self._wake(self._released)
+        except Exception as error:
+            log.exception("records could not be handed to the producer")
+            self._failure = error
+            self._room.set()
+            for _, waiter in self._released_waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+            self._released_waiters = []
+        finally:
+            self._releaser = None
+
+    def _wake(self, released: int) -> None:
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for target, waiter in self._released_waiters:
+            if target <= released:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                still.append((target, waiter))
+        self._released_waiters = still
+
+    async def released(self) -> None:
+        """Wait until every record sent so far is with the producer."""
+        if self._failure is not None:
+            raise self._failure
+        target = self._queued
+        if self._released >= target:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._released_waiters.append((target, waiter))
+        await waiter
 
     def _changelog(self, table: TableT) -> str:
         name = self._changelogs.get(table.name)
@@ -83,4 +189,8 @@ class Output:
                 store.pop(key, None)
             else:
                 store[key] = value
-            await self._send(changelog, changelog_key(key), changelog_value(value), partition)
+            delivery = await self._send(
+                changelog, changelog_key(key), changelog_value(value), partition
+            )
+            if not delivery.done():
+                self._fence.append(delivery)

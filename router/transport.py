@@ -28,7 +28,7 @@ ignored here: the record is fetched again under the new generation and acked the
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Set
 from typing import Any, cast
 
 import aiokafka
@@ -130,8 +130,27 @@ class _Consumer(faust_aiokafka.Consumer):
         super().resume_partitions(held)
 
 
+class _Producer(faust_aiokafka.Producer):
+    """Flushes only after every agent's waiting records are handed over (`router/output.py`):
+    Faust flushes before it commits offsets, and an event's offset must not be committed
+    while its records still wait for their changelog acks."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._before_flush: list[Callable[[], Awaitable[None]]] = []
+
+    def before_flush(self, wait: Callable[[], Awaitable[None]]) -> None:
+        self._before_flush.append(wait)
+
+    async def flush(self) -> None:
+        for wait in self._before_flush:
+            await wait()
+        await super().flush()
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
+    Producer = _Producer
 
     def __init__(
         self,

@@ -24,7 +24,19 @@ class Sent:
 @dataclass
 class FakeProducer:
     fail_topics: set[str] = field(default_factory=set)
+    # Deliveries to these topics stay pending until the test acknowledges them.
+    held_topics: set[str] = field(default_factory=set)
     sent: list[Sent] = field(default_factory=list)
+    held: list[asyncio.Future[None]] = field(default_factory=list)
+    flush_hooks: list[Any] = field(default_factory=list)
+
+    def before_flush(self, wait: Any) -> None:
+        self.flush_hooks.append(wait)
+
+    def acknowledge(self) -> None:
+        for delivery in self.held:
+            delivery.set_result(None)
+        self.held = []
 
     async def send(
         self,
@@ -39,6 +51,8 @@ class FakeProducer:
         delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if topic in self.fail_topics:
             delivery.set_exception(ConnectionError("broker gone"))
+        elif topic in self.held_topics:
+            self.held.append(delivery)
         else:
             delivery.set_result(None)
         return delivery
@@ -116,3 +130,117 @@ async def test_a_failed_delivery_is_reported_with_its_topic() -> None:
     )
     await asyncio.sleep(0)  # done-callbacks run on the next loop turn
     assert [(topic, type(error)) for topic, error in errors] == [("buyer.acme", ConnectionError)]
+
+
+CAPS_CHANGELOG = "app-caps-changelog"
+SOLD = Emit("buyer.acme", "lead-1", Verdict(buyer_id="acme", reason="sold"))
+DECIDED = Emit("leads.decisions", "lead-1", Verdict(buyer_id="acme", reason="sold"))
+NEXT_LEAD = Emit("leads.decisions", "lead-2", Verdict(buyer_id="b", reason="paused"))
+
+
+def topics_sent(app: FakeApp) -> list[str]:
+    return [s.topic for s in app.producer.sent]
+
+
+async def let_the_loop_run() -> None:
+    # Not a wait for time: each turn runs whatever is ready; nothing here depends on a clock.
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_records_wait_until_the_broker_has_the_changelog_records_before_them() -> None:
+    app = FakeApp(FakeProducer(held_topics={CAPS_CHANGELOG}))
+    out = output(app)
+    await out.write(FakeTable("caps"), 0, [("acme|lead|lead-1", {"reason": "sold"})])
+    await out.send([SOLD, DECIDED])
+    await let_the_loop_run()
+    assert topics_sent(app) == [CAPS_CHANGELOG]
+
+    app.producer.acknowledge()
+    await asyncio.wait_for(out.released(), timeout=5)
+    assert topics_sent(app) == [CAPS_CHANGELOG, "buyer.acme", "leads.decisions"]
+
+
+async def test_later_records_keep_their_place_behind_waiting_ones() -> None:
+    app = FakeApp(FakeProducer(held_topics={CAPS_CHANGELOG}))
+    out = output(app)
+    await out.write(FakeTable("caps"), 0, [("acme|lead|lead-1", {"reason": "sold"})])
+    await out.send([SOLD])
+    await out.send([NEXT_LEAD])  # wrote nothing itself, but must not overtake lead-1's sale
+    await let_the_loop_run()
+    assert topics_sent(app) == [CAPS_CHANGELOG]
+
+    app.producer.acknowledge()
+    await asyncio.wait_for(out.released(), timeout=5)
+    assert [s.key for s in app.producer.sent[1:]] == [b"lead-1", b"lead-2"]
+
+
+async def test_records_with_nothing_to_wait_for_go_at_once() -> None:
+    app = FakeApp()
+    out = output(app)
+    await out.write(FakeTable("caps"), 0, [("k", 1)])  # acknowledged at once
+    await out.send([SOLD])
+    assert topics_sent(app) == [CAPS_CHANGELOG, "buyer.acme"]
+    assert app.producer.flush_hooks == []
+
+
+async def test_the_producer_flush_waits_for_waiting_records() -> None:
+    app = FakeApp(FakeProducer(held_topics={CAPS_CHANGELOG}))
+    out = output(app)
+    await out.write(FakeTable("caps"), 0, [("k", 1)])
+    await out.send([SOLD])
+    assert app.producer.flush_hooks == [out.released]
+
+    flush_done = asyncio.ensure_future(app.producer.flush_hooks[0]())
+    await let_the_loop_run()
+    assert not flush_done.done()
+    app.producer.acknowledge()
+    await asyncio.wait_for(flush_done, timeout=5)
+    assert topics_sent(app)[-1] == "buyer.acme"
+
+
+async def test_an_agent_waits_once_too_many_events_wait() -> None:
+    app = FakeApp(FakeProducer(held_topics={CAPS_CHANGELOG}))
+    out = Output(app, lambda *_: None, max_waiting_events=1)  # type: ignore[arg-type]
+    table = FakeTable("caps")
+    await out.write(table, 0, [("k", 1)])
+    await out.send([SOLD])
+    await out.write(table, 0, [("k", 2)])
+    second = asyncio.ensure_future(out.send([NEXT_LEAD]))
+    await let_the_loop_run()
+    assert not second.done()
+
+    app.producer.acknowledge()
+    await asyncio.wait_for(second, timeout=5)
+    app.producer.acknowledge()
+    await asyncio.wait_for(out.released(), timeout=5)
+    assert topics_sent(app) == [CAPS_CHANGELOG, CAPS_CHANGELOG, "buyer.acme", "leads.decisions"]
+
+
+async def test_a_failed_changelog_delivery_is_reported_and_its_records_still_go() -> None:
+    app = FakeApp(FakeProducer(held_topics={CAPS_CHANGELOG}))
+    errors: list[tuple[str, BaseException]] = []
+    out = output(app, errors)
+    await out.write(FakeTable("caps"), 0, [("k", 1)])
+    await out.send([SOLD])
+    app.producer.held.pop().set_exception(ConnectionError("broker gone"))
+    await asyncio.wait_for(out.released(), timeout=5)
+    assert [topic for topic, _ in errors] == [CAPS_CHANGELOG]
+    assert topics_sent(app)[-1] == "buyer.acme"
+
+
+async def test_a_record_the_producer_refuses_fails_the_agent_s_next_send() -> None:
+    app = FakeApp(FakeProducer(held_topics={CAPS_CHANGELOG}))
+    out = output(app)
+
+    async def refuse(*_: Any) -> asyncio.Future[None]:
+        raise ValueError("record too large")
+
+    await out.write(FakeTable("caps"), 0, [("k", 1)])
+    await out.send([SOLD])
+    app.producer.send = refuse  # type: ignore[method-assign]
+    app.producer.acknowledge()
+    with pytest.raises(ValueError, match="too large"):
+        await asyncio.wait_for(out.released(), timeout=5)
+    with pytest.raises(ValueError, match="too large"):
+        await out.send([NEXT_LEAD])

@@ -6,6 +6,8 @@ between made it drop re-fetched records and commit past events it never processe
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
@@ -101,3 +103,15 @@ def test_an_ack_from_an_earlier_generation_does_not_count(consumer, monkeypatch)
 
     assert consumer.ack(record(7, generation_id=3)) is True
     assert consumer._acked[STREAM] == [7]
+
+
+async def test_the_producer_flushes_only_after_its_waits(consumer) -> None:  # type: ignore[no-untyped-def]
+    producer = consumer[0].app.producer
+    records_out = asyncio.Event()
+    producer.before_flush(records_out.wait)
+    flushed = asyncio.ensure_future(producer.flush())
+    for _ in range(10):
+        await asyncio.sleep(0)  # loop turns, not time: the flush is blocked on the event
+    assert not flushed.done()
+    records_out.set()
+    await asyncio.wait_for(flushed, timeout=5)
