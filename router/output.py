@@ -55,6 +55,24 @@ def changelog_value(value: Any) -> bytes | None:
     return None if value is None else orjson.dumps(value)
 
 
+async def _settled(delivery: Delivery) -> None:
+    """Wait until the delivery is done, whatever its result. A failed one was reported by
+    `Output._delivered`, and its records still go, as they did before the wait: the store
+    already holds the write. Unlike awaiting the delivery itself, cancelling the waiter leaves
+    the producer's future alone; lighter than `asyncio.wait` for one future."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def settle(_: Delivery) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    delivery.add_done_callback(settle)
+    try:
+        await waiter
+    finally:
+        delivery.remove_done_callback(settle)
+
+
 class Output:
     def __init__(
         self,
@@ -132,11 +150,9 @@ class Output:
         try:
             while self._waiting:
                 fence, emits = self._waiting[0]
-                pending = [delivery for delivery in fence if not delivery.done()]
-                if pending:
-                    # A failed delivery was reported by `_delivered`; its records still go, as
-                    # they did before the wait: the store already holds the write.
-                    await asyncio.wait(pending)
+                for delivery in fence:
+                    if not delivery.done():
+                        await _settled(delivery)
                 await self._send_records(emits)
                 self._waiting.popleft()
                 self._released += 1

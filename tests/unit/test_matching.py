@@ -308,6 +308,10 @@ def test_match_partitions_buyers_and_ranks_by_the_policy(
         assert filters.rejection_reason(buyer, lead, score, policy, NOW) is None
         assert c.price == pricing.price_for(buyer, lead, score) >= policy.floor_price
         assert (c.priority, c.exclusive_only) == (buyer.priority, buyer.exclusive_only)
+        # Built without validation: it must be exactly what validation would have built.
+        assert Candidate.model_validate_json(c.model_dump_json()) == c
+        assert c.model_dump() == Candidate(**c.model_dump()).model_dump()
+        assert type(c.price) is float and type(c.priority) is int
         bids.append(strategies.Bid.of(buyer, c.price))
 
     assert ids(candidates) == [
