@@ -603,8 +603,21 @@ def audit(
         )
     if undecided:
         # Where did each lost event get to? Screened (stage 1 done), offered (stage 2 done)?
-        screened = Counter(orjson.loads(r.value)["event_id"] for r in read(catalog.SCREEN))
+        screen_records = read(catalog.SCREEN)
+        screened = Counter(orjson.loads(r.value)["event_id"] for r in screen_records)
+        screen_at = {
+            orjson.loads(r.value)["event_id"]: (r.partition, r.offset) for r in screen_records
+        }
         offered = Counter(orjson.loads(r.value)["lead"]["event_id"] for r in read(catalog.OFFERS))
+        # The screen stage writes an admitted event to the dedup table before it sends
+        # anything: an event in the changelog was processed there and its outputs were lost;
+        # one missing from it was committed past without being processed.
+        admitted = {
+            event_id
+            for r in read(catalog.changelog_topic(group_id, catalog.DEDUP_TABLE))
+            if r.value is not None
+            for event_id in orjson.loads(r.value)
+        }
         for ref in undecided:
             value = intake[ref].value or b""
             try:
@@ -614,7 +627,8 @@ def audit(
             found.add(
                 "intake_without_decision",
                 f"{ref} ts={intake[ref].timestamp} event_id={event_id} bytes={len(value)} "
-                f"screened={screened[event_id]} offered={offered[event_id]}",
+                f"screened={screened[event_id]} offered={offered[event_id]} "
+                f"screen_record={screen_at.get(event_id)} dedup_admitted={event_id in admitted}",
             )
     for ref in intake:
         keys = decision_key_of.get(ref, set())
