@@ -603,11 +603,12 @@ def audit(
         )
     if undecided:
         # Where did each lost event get to? Screened (stage 1 done), offered (stage 2 done)?
-        screen_records = read(catalog.SCREEN)
-        screened = Counter(orjson.loads(r.value)["event_id"] for r in screen_records)
-        screen_at = {
-            orjson.loads(r.value)["event_id"]: (r.partition, r.offset) for r in screen_records
-        }
+        screened: Counter[str] = Counter()
+        screen_at: dict[str, tuple[int, int]] = {}
+        for r in read(catalog.SCREEN):
+            screened_id = orjson.loads(r.value)["event_id"]
+            screened[screened_id] += 1
+            screen_at[screened_id] = (r.partition, r.offset)
         offered = Counter(orjson.loads(r.value)["lead"]["event_id"] for r in read(catalog.OFFERS))
         # The screen stage writes an admitted event to the dedup table before it sends
         # anything: an event in the changelog was processed there and its outputs were lost;
