@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache
 
@@ -15,6 +16,21 @@ def _verdict(buyer_id: str, reason: str) -> Verdict:
     # Every lead gets a verdict from every buyer, mostly the same few; records are frozen,
     # so one instance per (buyer, reason) serves them all.
     return Verdict(buyer_id=buyer_id, reason=reason)
+
+
+def left_out(verdicts: Iterable[Verdict]) -> dict[str, list[str]]:
+    """Verdicts grouped by reason, each group's buyer ids in the verdicts' order."""
+    grouped: dict[str, list[str]] = {}
+    for verdict in verdicts:
+        grouped.setdefault(verdict.reason, []).append(verdict.buyer_id)
+    return grouped
+
+
+def verdicts_of(grouped: Mapping[str, Iterable[str]]) -> list[Verdict]:
+    """`left_out`'s verdicts again, sorted by buyer id as `match` returns them."""
+    verdicts = [_verdict(buyer_id, reason) for reason, ids in grouped.items() for buyer_id in ids]
+    verdicts.sort(key=lambda v: v.buyer_id)
+    return verdicts
 
 
 def match(

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from router import accounting, catalog, outcomes
+from router import accounting, catalog, matching, outcomes
 from router.accounting import LedgerEntry
 from router.buyers import Buyer
 from router.records import BuyerLead, Emit, NormalizedLead, Offer, PublisherSignal, Sale, Verdict
@@ -197,8 +197,9 @@ def decide(
         emits.append(Emit(catalog.OFFERS, current_buyer_id(passed), passed))
         return OfferResult(writes, emits)
 
+    considered = [*matching.verdicts_of(offer.left_out), *verdicts]
     if not sales:
-        emits += outcomes.unsold(lead, offer.score, verdicts, "all_candidates_declined", now)
+        emits += outcomes.unsold(lead, offer.score, considered, "all_candidates_declined", now)
         return OfferResult(writes, emits)
     untried = [
         Verdict(buyer_id=c.buyer_id, reason="outbid") for c in offer.candidates[next_position:]
@@ -214,7 +215,7 @@ def decide(
             sales=sales,
             reasons=["sold"],
             score_reasons=offer.score_reasons,
-            considered=[*verdicts, *untried],
+            considered=[*considered, *untried],
         )
     )
     return OfferResult(writes, emits)

@@ -92,7 +92,9 @@ class Offer(Record):
     """A lead offered to `candidates[position]`; keyed by that buyer's id.
 
     It walks down the ranking until `slots_left` buyers bought it (the vertical's
-    `max_buyers`) or the candidates run out; `sales` so far travel with it.
+    `max_buyers`) or the candidates run out; `sales` so far travel with it. The buyers left
+    out travel grouped by reason: every hop decodes the offer, and one record per left-out
+    buyer made that the costliest decode of the pipeline (docs/performance.md).
     """
 
     lead: NormalizedLead
@@ -103,7 +105,13 @@ class Offer(Record):
     max_buyers: int = 1
     slots_left: int = 1
     sales: list[Sale] = Field(default_factory=list)
-    verdicts: list[Verdict] = Field(default_factory=list)
+    left_out: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Buyer ids screening left out, by reason (`matching.left_out`)",
+    )
+    verdicts: list[Verdict] = Field(
+        default_factory=list, description="The candidates' answers so far, in the order asked"
+    )
 
 
 class Timings(Record):

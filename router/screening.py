@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from router import catalog, dedup, outcomes, suppression
 from router.dedup import DedupState
 from router.market import Market
-from router.matching import match
+from router.matching import left_out, match
 from router.records import Emit, NormalizedLead, Offer
 from router.scoring import score
 
@@ -49,6 +49,6 @@ def screen(
         candidates=candidates,
         max_buyers=max_buyers,
         slots_left=max_buyers,
-        verdicts=verdicts,
+        left_out=left_out(verdicts),
     )
     return new_state, [Emit(catalog.OFFERS, candidates[0].buyer_id, offer)]

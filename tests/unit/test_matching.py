@@ -11,7 +11,7 @@ from test_filters import NOW, make_buyer, make_lead
 from router import filters, pricing, strategies
 from router.buyers import Buyer, BuyersConfig, Pricing, ScoreBand, VerticalPolicy
 from router.contract import CHANNELS, Consent
-from router.matching import match
+from router.matching import left_out, match, verdicts_of
 from router.records import Candidate, NormalizedLead, Verdict
 
 pytestmark = pytest.mark.unit
@@ -318,6 +318,8 @@ def test_match_partitions_buyers_and_ranks_by_the_policy(
         b.buyer_id for b in strategies.rank(bids, policy.strategy, lead.lead_id)
     ]
     assert [v.buyer_id for v in verdicts] == sorted(v.buyer_id for v in verdicts)
+    # What an offer carries of them (grouped by reason) gives the same verdicts back.
+    assert verdicts_of(left_out(verdicts)) == verdicts
     # The order of the buyers file does not change the outcome.
     reordered = BuyersConfig(buyers=list(reversed(pool)), verticals=verticals)
     assert match(lead, score, reordered, NOW) == (candidates, verdicts)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from test_filters import NOW, make_buyer
 from test_screening import make_lead
 
-from router import accounting, catalog, offering
+from router import accounting, catalog, matching, offering
 from router.buyers import Buyer, Caps
 from router.records import (
     BuyerLead,
@@ -46,7 +46,8 @@ def make_offer(
     max_buyers: int = 1,
     exclusive_only: tuple[str, ...] = (),
     position: int = 0,
-    verdicts: list[Verdict] | None = None,
+    screened: list[Verdict] | None = None,
+    verdicts: tuple[Verdict, ...] = (),
 ) -> Offer:
     return Offer(
         lead=lead,
@@ -59,7 +60,8 @@ def make_offer(
         position=position,
         max_buyers=max_buyers,
         slots_left=max_buyers,
-        verdicts=[FILTERED] if verdicts is None else verdicts,
+        left_out=matching.left_out([FILTERED] if screened is None else screened),
+        verdicts=list(verdicts),
     )
 
 
@@ -186,7 +188,7 @@ def test_a_lead_without_a_publisher_sends_no_signal() -> None:
 
 def test_sale_further_down_the_ranking_keeps_earlier_verdicts() -> None:
     capped = Verdict(buyer_id="b1", reason="capped:daily")
-    offer = make_offer(make_lead(2), ["b1", "b2", "b3"], position=1, verdicts=[FILTERED, capped])
+    offer = make_offer(make_lead(2), ["b1", "b2", "b3"], position=1, verdicts=(capped,))
     emits = Desk(buyer("b2")).offer(offer).emits
     assert sold_to(emits)["b2"].price == 30.0
     decision = decision_of(emits)
@@ -250,7 +252,7 @@ def test_a_capped_buyer_passes_the_offer_to_the_next_candidate(caps: Caps, reaso
     nxt = passed(desk.offer(offer).emits)
     assert offering.current_buyer_id(nxt) == "b2"
     assert nxt.position == 1
-    assert nxt.verdicts == [FILTERED, Verdict(buyer_id="b1", reason=reason)]
+    assert nxt.verdicts == [Verdict(buyer_id="b1", reason=reason)]
     assert nxt.model_dump(exclude={"position", "verdicts"}) == offer.model_dump(
         exclude={"position", "verdicts"}
     )
@@ -331,9 +333,9 @@ def test_unknown_buyer_is_a_verdict_and_the_offer_moves_on() -> None:
     assert [key for key, _ in result.writes] == ["gone|lead|lead-8"]
     nxt = passed(result.emits)
     assert offering.current_buyer_id(nxt) == "b2"
-    assert nxt.verdicts == [FILTERED, Verdict(buyer_id="gone", reason="unknown_buyer")]
+    assert nxt.verdicts == [Verdict(buyer_id="gone", reason="unknown_buyer")]
 
-    last = offering.decide(make_offer(make_lead(9), ["gone"], verdicts=[]), None, {}, NOW)
+    last = offering.decide(make_offer(make_lead(9), ["gone"], screened=[]), None, {}, NOW)
     assert [e.topic for e in last.emits] == [catalog.UNSOLD, catalog.DECISIONS]
     assert decision_of(last.emits).considered == [Verdict(buyer_id="gone", reason="unknown_buyer")]
 
@@ -467,8 +469,13 @@ def test_considered_names_every_buyer_with_its_reason() -> None:
     desk = Desk(
         buyer("b1", status="paused"), buyer("b2", caps=Caps(monthly=0)), buyer("b3"), buyer("gone")
     )
-    screened = [FILTERED, Verdict(buyer_id="zz", reason="below_floor")]
-    offer = make_offer(make_lead(1), ["b1", "b2", "b3", "gone"], verdicts=screened)
+    # As `match` gives them: by buyer id, reasons interleaved (the offer carries them grouped).
+    screened = [
+        Verdict(buyer_id="aa", reason="filtered:state"),
+        Verdict(buyer_id="mm", reason="below_floor"),
+        FILTERED,
+    ]
+    offer = make_offer(make_lead(1), ["b1", "b2", "b3", "gone"], screened=screened)
     decision = decision_of(desk.walk(offer))
     assert decision.considered == [
         *screened,
@@ -596,7 +603,7 @@ def offers(draw: st.DrawFn, pool: dict[str, Buyer], policies: dict[str, int]) ->
                 candidates=candidates,
                 max_buyers=max_buyers,
                 slots_left=max_buyers,
-                verdicts=[FILTERED],
+                left_out=matching.left_out([FILTERED]),
             )
         )
     return made

@@ -10,7 +10,7 @@ from test_filters import make_lead as filters_lead
 from router import catalog, market, suppression
 from router.buyers import Buyer, BuyersConfig, VerticalPolicy
 from router.dedup import DedupState
-from router.matching import match
+from router.matching import match, verdicts_of
 from router.records import (
     Decision,
     Emit,
@@ -98,10 +98,8 @@ def test_first_lead_becomes_one_offer_to_the_top_candidate() -> None:
     assert offer.position == 0
     assert offer.sales == []
     assert (offer.max_buyers, offer.slots_left) == (1, 1)
-    assert offer.verdicts == [
-        Verdict(buyer_id="mort", reason="filtered:vertical"),
-        Verdict(buyer_id="west", reason="filtered:state"),
-    ]
+    assert offer.left_out == {"filtered:vertical": ["mort"], "filtered:state": ["west"]}
+    assert offer.verdicts == []  # no candidate asked yet
     assert lead.event_id in state
 
 
@@ -127,7 +125,7 @@ def test_offer_matches_matcher_output_under_the_verticals_strategy() -> None:
     _, emits = run(lead, where=market.Market(config))
     offer = emits[0].value
     assert isinstance(offer, Offer)
-    assert (offer.candidates, offer.verdicts) == match(
+    assert (offer.candidates, verdicts_of(offer.left_out)) == match(
         lead, score(lead).value, config, now_for(lead)
     )
     assert [c.buyer_id for c in offer.candidates] == ["acme", "bright", "cheap"]
@@ -262,7 +260,7 @@ def test_buyers_priced_below_the_floor_make_it_unsold_below_floor() -> None:
     offer = run(make_lead(), where=market.Market(cleared))[1][0].value
     assert isinstance(offer, Offer)
     assert [c.buyer_id for c in offer.candidates] == ["bright", "cheap"]
-    assert Verdict(buyer_id="acme", reason="below_floor") in offer.verdicts
+    assert Verdict(buyer_id="acme", reason="below_floor") in verdicts_of(offer.left_out)
 
 
 def test_filtered_buyers_alone_are_no_matching_buyer_even_with_a_floor() -> None:
@@ -305,7 +303,7 @@ def test_a_publisher_with_many_returns_lowers_the_score_and_can_lose_the_sale() 
     assert offer.score == lowered.value == plain - 18
     assert "publisher:returns-18" in offer.score_reasons
     # The lower score is the one matched on: the picky buyer no longer takes it.
-    assert Verdict(buyer_id="picky", reason="filtered:min_score") in offer.verdicts
+    assert Verdict(buyer_id="picky", reason="filtered:min_score") in verdicts_of(offer.left_out)
     assert run(lead, where=market.of([picky, *BUYERS]))[1][0].key == "picky"
 
 
