@@ -15,6 +15,16 @@ from router.schedule import is_open
 _SCALARS = (str, int, float, bool, type(None))
 
 
+def vertical_rejection(buyer: Buyer, vertical: str) -> str | None:
+    """The first checks of `rejection_reason`: those that depend on the lead's vertical alone,
+    so that matching can settle them once per vertical instead of once per lead."""
+    if buyer.status == "paused":
+        return "paused"
+    if vertical not in buyer.verticals:
+        return "filtered:vertical"
+    return None
+
+
 def rejection_reason(
     buyer: Buyer, lead: NormalizedLead, score: int, policy: VerticalPolicy, now: datetime
 ) -> str | None:
@@ -23,10 +33,9 @@ def rejection_reason(
     Runs for every buyer on every lead, so checks go cheapest and most selective first and
     nothing is built unless a check needs it.
     """
-    if buyer.status == "paused":
-        return "paused"
-    if lead.vertical not in buyer.verticals:
-        return "filtered:vertical"
+    reason = vertical_rejection(buyer, lead.vertical)
+    if reason is not None:
+        return reason
     if lead.channel not in buyer.channels:
         return "filtered:channel"
     contact = lead.contact

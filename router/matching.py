@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
+from typing import NamedTuple
 
 from router import filters, pricing, strategies
-from router.buyers import BuyersConfig
+from router.buyers import Buyer, BuyersConfig
 from router.records import Candidate, NormalizedLead, Verdict
+
+_BY_BUYER_ID = attrgetter("buyer_id")
 
 
 @lru_cache(maxsize=16384)
@@ -29,8 +33,48 @@ def left_out(verdicts: Iterable[Verdict]) -> dict[str, list[str]]:
 def verdicts_of(grouped: Mapping[str, Iterable[str]]) -> list[Verdict]:
     """`left_out`'s verdicts again, sorted by buyer id as `match` returns them."""
     verdicts = [_verdict(buyer_id, reason) for reason, ids in grouped.items() for buyer_id in ids]
-    verdicts.sort(key=lambda v: v.buyer_id)
+    verdicts.sort(key=_BY_BUYER_ID)
     return verdicts
+
+
+class _VerticalSplit(NamedTuple):
+    left_out: tuple[Verdict, ...]  # buyers that never take the vertical: paused, or not theirs
+    open_to: tuple[Buyer, ...]  # buyers whose answer depends on the lead itself
+
+
+class _Splits(NamedTuple):
+    config: BuyersConfig
+    bought: frozenset[str]  # verticals some buyer buys
+    by_vertical: dict[str | None, _VerticalSplit]  # those verticals; None: every other one
+
+
+# Most buyers of a catalog buy other verticals; settling them once per vertical took matching
+# from ~50 filter runs per lead to ~10. Keyed by config identity (configs are replaced, never
+# changed); verticals nobody buys share one entry, so upstream junk cannot grow the cache.
+_splits: dict[int, _Splits] = {}
+_MAX_CONFIGS = 4  # configs change only when the control plane updates the market
+
+
+def _split(config: BuyersConfig, vertical: str) -> _VerticalSplit:
+    cached = _splits.get(id(config))
+    if cached is None or cached.config is not config:
+        if len(_splits) >= _MAX_CONFIGS:
+            _splits.clear()
+        bought = frozenset(v for buyer in config.buyers for v in buyer.verticals)
+        cached = _splits[id(config)] = _Splits(config, bought, {})
+    key = vertical if vertical in cached.bought else None
+    split = cached.by_vertical.get(key)
+    if split is None:
+        left_out: list[Verdict] = []
+        open_to: list[Buyer] = []
+        for buyer in config.buyers:
+            reason = filters.vertical_rejection(buyer, vertical)
+            if reason is None:
+                open_to.append(buyer)
+            else:
+                left_out.append(_verdict(buyer.id, reason))
+        split = cached.by_vertical[key] = _VerticalSplit(tuple(left_out), tuple(open_to))
+    return split
 
 
 def match(
@@ -43,8 +87,9 @@ def match(
     policy = config.policy(lead.vertical)
     bids: list[strategies.Bid] = []
     by_id = {}
-    verdicts: list[Verdict] = []
-    for buyer in config.buyers:
+    split = _split(config, lead.vertical)
+    verdicts = list(split.left_out)
+    for buyer in split.open_to:
         reason = filters.rejection_reason(buyer, lead, score, policy, now)
         if reason is None:
             price = pricing.price_for(buyer, lead, score)
@@ -74,5 +119,5 @@ def match(
         )
         for bid in strategies.rank(bids, policy.strategy, lead.lead_id)
     ]
-    verdicts.sort(key=lambda v: v.buyer_id)
+    verdicts.sort(key=_BY_BUYER_ID)
     return candidates, verdicts

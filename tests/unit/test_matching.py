@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_filters import NOW, make_buyer, make_lead
 
-from router import filters, pricing, strategies
+from router import filters, matching, pricing, strategies
 from router.buyers import Buyer, BuyersConfig, Pricing, ScoreBand, VerticalPolicy
 from router.contract import CHANNELS, Consent
 from router.matching import left_out, match, verdicts_of
@@ -57,6 +57,33 @@ def test_each_filter_leaves_the_buyer_out_with_its_reason() -> None:
     assert reason_for(make_buyer(requires_consent=True), lead) == "consent"
     consented = make_lead(consent=Consent(sellers=["other", "acme"]))
     assert reason_for(make_buyer(requires_consent=True), consented) is None
+
+
+def test_a_changed_market_is_matched_against_its_own_buyers() -> None:
+    # Matching settles paused and other-vertical buyers once per config and vertical; a new
+    # config (the control plane replaced the market) must never get the old one's answers.
+    lead = make_lead()
+    before = config(make_buyer("acme"), make_buyer("bee", verticals=["mortgage"]))
+    assert ids(match(lead, 50, before, NOW)[0]) == ["acme"]
+    after = config(make_buyer("acme", status="paused"), make_buyer("bee"))
+    candidates, verdicts = match(lead, 50, after, NOW)
+    assert ids(candidates) == ["bee"]
+    assert verdicts == [Verdict(buyer_id="acme", reason="paused")]
+    assert ids(match(lead, 50, before, NOW)[0]) == ["acme"]
+    mortgage = make_lead(vertical="mortgage")
+    assert ids(match(mortgage, 50, before, NOW)[0]) == ["bee"]
+
+
+def test_verticals_nobody_buys_share_one_answer() -> None:
+    cfg = config(make_buyer("acme"), make_buyer("zed", status="paused"))
+    for junk in ("kitchens", "x" * 200, ""):
+        candidates, verdicts = match(make_lead(vertical=junk), 50, cfg, NOW)
+        assert candidates == []
+        assert verdicts == [
+            Verdict(buyer_id="acme", reason="filtered:vertical"),
+            Verdict(buyer_id="zed", reason="paused"),
+        ]
+    assert len(matching._splits[id(cfg)].by_vertical) == 1
 
 
 def test_consent_age_is_judged_under_the_verticals_policy() -> None:
