@@ -78,6 +78,11 @@ def create_app(
         bootstrap_servers=settings.bootstrap_servers,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         verify_end_offsets=settings.verify_end_offsets,
+        contiguous_topics=frozenset(
+            spec.name
+            for spec in catalog.catalog(settings.app_id, (b.id for b in seed.buyers))
+            if spec.role == "internal"
+        ),
     )
     normalize.warm_up()
     topology = declare(app, settings)

@@ -18,6 +18,10 @@ partitions until the seek is done. Faust also seeks from its fetcher whenever it
 stopped (during table recovery, before the stream partitions are resumed); that seek does not
 count, or it would release the hold before the one that matters.
 
+And a guard for brokers that skip offsets: in a topic only the router writes, a fetch whose
+records jump over offsets is cut at the jump and read again (`router/offset_holes.py`),
+instead of Faust booking the jump as processed.
+
 And one more of the same family: Faust's stream skips messages fetched under an earlier
 consumer generation (before a rebalance) without processing them, but still *acks* them. Such
 an ack can land after the new assignment has set the committed offset, and make Faust commit
@@ -35,13 +39,37 @@ import aiokafka
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
+from router.offset_holes import HoleGuard
+
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    _holes: HoleGuard | None = None
+
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads this when the consumer starts its fetcher, which happens later.
         consumer._fetch_max_wait_ms = transport.fetch_max_wait_ms
+        self._holes = HoleGuard(transport.contiguous_topics)
         return consumer
+
+    async def _fetch_records(
+        self,
+        consumer: aiokafka.AIOKafkaConsumer,
+        active_partitions: set[TP],
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> Mapping[Any, list[Any]]:
+        # Positions before the fetch: a fetch whose first record lies beyond them skipped some.
+        positions = consumer_positions(consumer, self._holes.topics) if self._holes else {}
+        fetched = await super()._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
+        if self._holes is None or not fetched:
+            return fetched
+        kept, seeks = self._holes.trim(fetched, positions)
+        for tp, offset in seeks.items():
+            consumer.seek(tp, offset)
+        return kept
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         reported = await super()._highwaters(partitions)
@@ -49,6 +77,22 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if not transport.verify_end_offsets:
             return reported
         return await true_end_offsets(transport.bootstrap_servers, reported)
+
+
+def consumer_positions(
+    consumer: aiokafka.AIOKafkaConsumer, topics: Set[str]
+) -> dict[Any, int | None]:
+    """The consumer's next offset for each assigned partition of `topics` (None: not known)."""
+    assignment = consumer._subscription.subscription
+    assignment = assignment.assignment if assignment is not None else None
+    if assignment is None:
+        return {}
+    positions: dict[Any, int | None] = {}
+    for tp in assignment.tps:
+        if tp.topic in topics:
+            state = assignment.state_value(tp)
+            positions[tp] = state.position if state.has_valid_position else None
+    return positions
 
 
 async def true_end_offsets(
@@ -158,9 +202,13 @@ class Transport(faust_aiokafka.Transport):
         bootstrap_servers: str,
         fetch_max_wait_ms: int,
         verify_end_offsets: bool,
+        contiguous_topics: frozenset[str] = frozenset(),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.bootstrap_servers = bootstrap_servers
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.verify_end_offsets = verify_end_offsets
+        # Topics only the router writes: never compacted, never transactional, so a skipped
+        # offset there is the broker's fault (`router/offset_holes.py`).
+        self.contiguous_topics = contiguous_topics

@@ -7,14 +7,18 @@ between made it drop re-fetched records and commit past events it never processe
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
+from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
 from router import catalog
 from router.app import create_app
+from router.offset_holes import HoleGuard
 from router.settings import Settings
+from router.transport import _ConsumerThread
 
 pytestmark = pytest.mark.unit
 
@@ -115,3 +119,45 @@ async def test_the_producer_flushes_only_after_its_waits(consumer) -> None:  # t
     assert not flushed.done()
     records_out.set()
     await asyncio.wait_for(flushed, timeout=5)
+
+
+def fake_aiokafka_consumer(positions: dict[TopicPartition, int]):  # type: ignore[no-untyped-def]
+    states = {
+        tp: SimpleNamespace(position=offset, has_valid_position=True)
+        for tp, offset in positions.items()
+    }
+    assignment = SimpleNamespace(tps=set(states), state_value=states.get)
+    sought: dict[TopicPartition, int] = {}
+    consumer = SimpleNamespace(
+        _subscription=SimpleNamespace(subscription=SimpleNamespace(assignment=assignment)),
+        seek=sought.__setitem__,
+    )
+    return consumer, sought
+
+
+async def test_a_fetch_that_skips_offsets_of_an_internal_topic_is_read_again(  # type: ignore[no-untyped-def]
+    monkeypatch, tmp_path
+) -> None:
+    screen = TopicPartition(catalog.SCREEN, 3)
+    intake = TopicPartition(catalog.INTAKE["form"], 0)
+    # The embedded broker handed out a later producer's batch before an earlier one was stored.
+    fetched = {
+        screen: [SimpleNamespace(offset=o) for o in (500, 501, 531, 532)],
+        intake: [SimpleNamespace(offset=o) for o in (7, 9)],
+    }
+
+    async def base_fetch(self, consumer, active, timeout=None, max_records=None):  # type: ignore[no-untyped-def]
+        return fetched
+
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "_fetch_records", base_fetch)
+    settings = Settings(bootstrap_servers="127.0.0.1:1", data_dir=tmp_path)
+    app, _ = create_app(settings, [])
+    thread = object.__new__(_ConsumerThread)  # only the fetch path is under test
+    thread._holes = HoleGuard(app.transport.contiguous_topics)
+    consumer, sought = fake_aiokafka_consumer({screen: 500, intake: 5})
+
+    records = await thread._fetch_records(consumer, {screen, intake})
+
+    assert [r.offset for r in records[screen]] == [500, 501]
+    assert sought == {screen: 502}, "the skipped offsets must be fetched again"
+    assert [r.offset for r in records[intake]] == [7, 9], "intake holes can be Kafka's own"
