@@ -66,10 +66,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         )
         if self._holes is None or not fetched:
             return fetched
-        kept, seeks = self._holes.trim(fetched, positions)
-        for tp, offset in seeks.items():
-            consumer.seek(tp, offset)
-        return kept
+        return read_holes_again(consumer, self._holes, fetched, positions)
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         reported = await super()._highwaters(partitions)
@@ -93,6 +90,20 @@ def consumer_positions(
             state = assignment.state_value(tp)
             positions[tp] = state.position if state.has_valid_position else None
     return positions
+
+
+def read_holes_again(
+    consumer: aiokafka.AIOKafkaConsumer,
+    guard: HoleGuard,
+    fetched: Mapping[Any, list[Any]],
+    positions: Mapping[Any, int | None],
+) -> dict[Any, list[Any]]:
+    """The fetched records up to each guarded partition's first hole; the consumer is sought
+    back to the hole, so its next fetch reads it again."""
+    kept, seeks = guard.trim(fetched, positions)
+    for tp, offset in seeks.items():
+        consumer.seek(tp, offset)
+    return kept
 
 
 async def true_end_offsets(

@@ -4,7 +4,7 @@ The embedded broker advances a partition's end before it stores the batch, so a 
 return a later producer's batch while an earlier one is still being stored: the reader skips
 offsets that are there a moment later. Faust books such a jump as processed and commits past
 it. The router's consumer reads a hole again (`router/offset_holes.py`); this scenario drives
-the same guard and transport helper against the real broker, next to an unguarded reader that
+the same guard and transport helpers against the real broker, next to an unguarded reader that
 counts the holes the broker produced, and fails if the guarded reader misses a single offset.
 """
 
@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from router import embedded
 from router.offset_holes import HoleGuard, first_hole
-from router.transport import consumer_positions
+from router.transport import consumer_positions, read_holes_again
 
 pytestmark = pytest.mark.slow
 
@@ -71,9 +71,7 @@ async def _read(
             if first_hole(fetched.get(tp, []), positions.get(tp)) is not None:
                 holes += 1
             if guard is not None:
-                fetched, seeks = guard.trim(fetched, positions)
-                for sought, offset in seeks.items():
-                    consumer.seek(sought, offset)
+                fetched = read_holes_again(consumer, guard, fetched, positions)
             handed += [record.offset for record in fetched.get(tp, [])]
     finally:
         await consumer.stop()
