@@ -72,17 +72,14 @@ def create_app(
         web_port=settings.web_port,
         autodiscover=False,
     )
+    specs = catalog.catalog(settings.app_id, (b.id for b in seed.buyers))
     app.transport = Transport(
         app.conf.broker_consumer,
         app,
         bootstrap_servers=settings.bootstrap_servers,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         verify_end_offsets=settings.verify_end_offsets,
-        contiguous_topics=frozenset(
-            spec.name
-            for spec in catalog.catalog(settings.app_id, (b.id for b in seed.buyers))
-            if spec.role == "internal"
-        ),
+        contiguous_topics=frozenset(spec.name for spec in specs if spec.role == "internal"),
     )
     normalize.warm_up()
     topology = declare(app, settings)
@@ -104,7 +101,7 @@ def create_app(
     observability.initialize_series(
         router_metrics,
         seed.buyers,
-        (spec.name for spec in catalog.catalog(settings.app_id, (b.id for b in seed.buyers))),
+        (spec.name for spec in specs),
     )
     app.sensors.add(observability.RouterSensor(router_metrics))
     lag = observability.LagMonitor(

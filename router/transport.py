@@ -59,14 +59,15 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         timeout: float | None = None,
         max_records: int | None = None,
     ) -> Mapping[Any, list[Any]]:
+        guard = self._holes
         # Positions before the fetch: a fetch whose first record lies beyond them skipped some.
-        positions = consumer_positions(consumer, self._holes.topics) if self._holes else {}
+        positions = consumer_positions(consumer, guard.topics) if guard else {}
         fetched = await super()._fetch_records(
             consumer, active_partitions, timeout=timeout, max_records=max_records
         )
-        if self._holes is None or not fetched:
+        if guard is None or not fetched:
             return fetched
-        return read_holes_again(consumer, self._holes, fetched, positions)
+        return read_holes_again(consumer, guard, fetched, positions)
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         reported = await super()._highwaters(partitions)
