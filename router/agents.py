@@ -11,6 +11,7 @@ flight when concurrency > 1 (faust-streaming #606), which would lose it on a cra
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,7 @@ from router.records import (
     NormalizedLead,
     Offer,
     PublisherQuality,
-    PublisherSignal,
+    PublisherSignals,
 )
 from router.topology import Topology
 
@@ -65,6 +66,85 @@ def _broker_time(timestamp: float | None, fallback: datetime) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC) if timestamp else fallback
 
 
+class _BuyerDesk:
+    """One buyer-desk event at a time: its table writes go out at once, its records are
+    returned for the batch's send. Offers, feedback and call events all touch one buyer's caps."""
+
+    def __init__(
+        self, topology: Topology, deps: Deps, out: Output, stage_seconds: dict[str, Any]
+    ) -> None:
+        self.topology = topology
+        self.deps = deps
+        self.out = out
+        self.stage_seconds = stage_seconds
+        # First offer of a buyer-local day here prunes what aged out. A local memo only;
+        # pruning is idempotent, so a restart prunes again.
+        self.pruned_through: dict[str, str] = {}
+
+    async def handle(self, event: EventT) -> list[Emit]:
+        started = time.perf_counter()
+        message = event.message
+        raw = event.value or b""
+        if message.topic == self.topology.offers_topic:
+            emits = await self._offer(raw, message.partition)
+            self.stage_seconds["offer"].observe(time.perf_counter() - started)
+            return emits
+        ref = IntakeRef(topic=message.topic, partition=message.partition, offset=message.offset)
+        try:
+            if message.topic == self.topology.call_events_topic:
+                emits = await self._call_event(raw, message.key, ref)
+            else:
+                emits = await self._feedback(raw, message.key, message.partition)
+        except ValidationError as error:
+            emits = [feedback.dead_letter(raw, ref, error, self.deps.clock())]
+        self.stage_seconds["feedback"].observe(time.perf_counter() - started)
+        return emits
+
+    async def _offer(self, raw: bytes, partition: int) -> list[Emit]:
+        table = self.topology.caps
+        now = self.deps.clock()
+        offer = codec.decode(Offer, raw)
+        buyer = self.deps.market.current().buyers.get(offering.current_buyer_id(offer))
+        ledger_key = offering.ledger_key(offer)
+        state: dict[str, Any] = {ledger_key: table.get(ledger_key)}
+        if buyer is not None:
+            keys = offering.state_keys(offer, buyer)
+            state = {k: table.get(k) for k in (*keys.counts, keys.ledger, keys.slots)}
+            today = keys.counts[1]
+            if today > self.pruned_through.get(buyer.id, ""):
+                stale = accounting.expired_keys(table, buyer, now)
+                await self.out.write(table, partition, [(k, None) for k in stale])
+                self.pruned_through[buyer.id] = today
+        result = offering.decide(offer, buyer, state, now)
+        await self.out.write(table, partition, result.writes)
+        return result.emits
+
+    async def _call_event(self, raw: bytes, key: bytes | None, ref: IntakeRef) -> list[Emit]:
+        table = self.topology.caps
+        call = codec.decode(CallEvent, raw)
+        if not feedback.call_key_matches(call, key):
+            reason = "key_is_not_buyer_id: call events are keyed by buyer_id"
+            return [feedback.dead_letter(raw, ref, reason, self.deps.clock())]
+        slots_key = accounting.slots_key(call.buyer_id)
+        slots = table.get(slots_key)
+        freed = feedback.call_ended(call, slots)
+        if freed is not slots:
+            await self.out.write(table, ref.partition, [(slots_key, freed)])
+        return []
+
+    async def _feedback(self, raw: bytes, key: bytes | None, partition: int) -> list[Emit]:
+        table = self.topology.caps
+        said = codec.decode(Feedback, raw)
+        buyer = self.deps.market.current().buyers.get(said.buyer_id)
+        ledger_key = feedback.ledger_key(said.buyer_id, said.lead_id)
+        entry = table.get(ledger_key)
+        keys_needed = feedback.counts_keys(buyer, entry) if buyer else ()
+        state = {ledger_key: entry, **{k: table.get(k) for k in keys_needed}}
+        handled = feedback.handle(said, buyer, state, self.deps.clock(), key)
+        await self.out.write(table, partition, handled.writes)
+        return handled.emits
+
+
 def register(topology: Topology, deps: Deps) -> None:
     app = topology.app
     metrics = deps.metrics
@@ -76,7 +156,7 @@ def register(topology: Topology, deps: Deps) -> None:
         # One per agent: an agent's records wait only behind its own changelog writes.
         return Output(app, lambda topic, _error: metrics.send_errors.labels(topic).inc())
 
-    async def batched(stream: StreamT[bytes]) -> AsyncIterator[EventT]:
+    async def batches(stream: StreamT[bytes]) -> AsyncIterator[list[EventT]]:
         """The stream's events, taken from Faust in batches.
 
         Faust's per-event stream iteration costs more than most of our stages; taking a batch
@@ -85,130 +165,100 @@ def register(topology: Topology, deps: Deps) -> None:
         """
         take_events = stream.take_events  # type: ignore[attr-defined]  # not in StreamT
         async for events in take_events(BATCH_MAX_EVENTS, deps.batch_within.total_seconds()):
-            for event in current_events(events, app.consumer_generation_id):
-                yield event
+            current = current_events(events, app.consumer_generation_id)
+            if current:
+                yield current
+
+    async def send_batch(out: Output, emitted: list[Emit]) -> None:
+        """A batch's records in one go, in the order its events made them.
+
+        Inside a batch an agent yields to the event loop only when the producer's buffer is
+        full, so records sent one event at a time would rarely leave sooner. One send per batch
+        waits for the batch's changelog records once instead of once per event
+        (`router/output.py`), and the buyer desk's publisher signals travel as one record per
+        publisher (`quality.bundle`).
+        """
+        await out.send(emitted)
+        observability.observe(metrics, emitted, deps.clock())
 
     @app.agent(topology.intake, name="intake", concurrency=1)
     async def intake_agent(stream: StreamT[bytes]) -> None:
         out = output()
-        async for event in batched(stream):
-            started = time.perf_counter()
-            message = event.message
-            now = deps.clock()
-            channel = topology.channel_of[message.topic]
-            ref = IntakeRef(topic=message.topic, partition=message.partition, offset=message.offset)
-            emits = intake.process(
-                event.value or b"",
-                channel,
-                ref,
-                received_at=_broker_time(message.timestamp, now),
-                now=now,
-            )
-            lead = emits[0].value if len(emits) == 1 else None
-            vertical = lead.vertical if isinstance(lead, NormalizedLead) else None
-            metrics.intake_events.labels(
-                channel, observability.vertical_label(vertical, deps.verticals)
-            ).inc()
-            stage_seconds["intake"].observe(time.perf_counter() - started)
-            await out.send(emits)
-            observability.observe(metrics, emits, now)
+        async for events in batches(stream):
+            emitted: list[Emit] = []
+            per_label: Counter[tuple[str, str]] = Counter()
+            for event in events:
+                started = time.perf_counter()
+                message = event.message
+                now = deps.clock()
+                channel = topology.channel_of[message.topic]
+                ref = IntakeRef(
+                    topic=message.topic, partition=message.partition, offset=message.offset
+                )
+                emits = intake.process(
+                    event.value or b"",
+                    channel,
+                    ref,
+                    received_at=_broker_time(message.timestamp, now),
+                    now=now,
+                )
+                lead = emits[0].value if len(emits) == 1 else None
+                vertical = lead.vertical if isinstance(lead, NormalizedLead) else None
+                per_label[(channel, observability.vertical_label(vertical, deps.verticals))] += 1
+                stage_seconds["intake"].observe(time.perf_counter() - started)
+                emitted.extend(emits)
+            for labels, count in per_label.items():
+                metrics.intake_events.labels(*labels).inc(count)
+            await send_batch(out, emitted)
 
     @app.agent(topology.screen, name="screen", concurrency=1)
     async def screen_agent(stream: StreamT[bytes]) -> None:
         await deps.market.ready()
         out = output()
-        async for event in batched(stream):
-            started = time.perf_counter()
-            now = deps.clock()
-            lead = codec.decode(NormalizedLead, event.value)
-            state = topology.dedup.get(lead.fingerprint) or {}
-            new_state, emits = screening.screen(
-                lead, state, deps.market.current(), deps.dedup_window, now
-            )
-            if new_state is not state:
-                await out.write(
-                    topology.dedup, event.message.partition, [(lead.fingerprint, new_state)]
+        async for events in batches(stream):
+            emitted: list[Emit] = []
+            for event in events:
+                started = time.perf_counter()
+                now = deps.clock()
+                lead = codec.decode(NormalizedLead, event.value)
+                state = topology.dedup.get(lead.fingerprint) or {}
+                new_state, emits = screening.screen(
+                    lead, state, deps.market.current(), deps.dedup_window, now
                 )
-            stage_seconds["screen"].observe(time.perf_counter() - started)
-            await out.send(emits)
-            observability.observe(metrics, emits, now)
+                if new_state is not state:
+                    # The store changes at once, so the batch's next event sees this lead.
+                    await out.write(
+                        topology.dedup, event.message.partition, [(lead.fingerprint, new_state)]
+                    )
+                stage_seconds["screen"].observe(time.perf_counter() - started)
+                emitted.extend(emits)
+            await send_batch(out, emitted)
 
     @app.agent(topology.buyer_desk, name="buyer-desk", concurrency=1)
     async def buyer_desk_agent(stream: StreamT[bytes]) -> None:
         """Offers, feedback and call events: everything that touches one buyer's caps."""
         await deps.market.ready()
-        table = topology.caps
-        pruned_through: dict[str, str] = {}
         out = output()
-        async for event in batched(stream):
-            started = time.perf_counter()
-            now = deps.clock()
-            message = event.message
-            raw = event.value or b""
-            buyers = deps.market.current().buyers
-            emits: list[Emit]
-            if message.topic == topology.offers_topic:
-                offer = codec.decode(Offer, raw)
-                buyer = buyers.get(offering.current_buyer_id(offer))
-                ledger_key = offering.ledger_key(offer)
-                state: dict[str, Any] = {ledger_key: table.get(ledger_key)}
-                if buyer is not None:
-                    keys = offering.state_keys(offer, buyer)
-                    state = {k: table.get(k) for k in (*keys.counts, keys.ledger, keys.slots)}
-                    today = keys.counts[1]
-                    if today > pruned_through.get(buyer.id, ""):
-                        # First offer of a new buyer-local day here: prune what aged out.
-                        # A local memo only; pruning is idempotent, so a restart prunes again.
-                        stale = accounting.expired_keys(table, buyer, now)
-                        await out.write(table, message.partition, [(k, None) for k in stale])
-                        pruned_through[buyer.id] = today
-                result = offering.decide(offer, buyer, state, now)
-                await out.write(table, message.partition, result.writes)
-                emits = result.emits
-                stage_seconds["offer"].observe(time.perf_counter() - started)
-            else:
-                ref = IntakeRef(
-                    topic=message.topic, partition=message.partition, offset=message.offset
-                )
-                try:
-                    if message.topic == topology.call_events_topic:
-                        call = codec.decode(CallEvent, raw)
-                        emits = []
-                        if not feedback.call_key_matches(call, message.key):
-                            reason = "key_is_not_buyer_id: call events are keyed by buyer_id"
-                            emits = [feedback.dead_letter(raw, ref, reason, now)]
-                        else:
-                            key = accounting.slots_key(call.buyer_id)
-                            slots = table.get(key)
-                            freed = feedback.call_ended(call, slots)
-                            if freed is not slots:
-                                await out.write(table, message.partition, [(key, freed)])
-                    else:
-                        said = codec.decode(Feedback, raw)
-                        buyer = buyers.get(said.buyer_id)
-                        ledger_key = feedback.ledger_key(said.buyer_id, said.lead_id)
-                        entry = table.get(ledger_key)
-                        keys_needed = feedback.counts_keys(buyer, entry) if buyer else ()
-                        state = {ledger_key: entry, **{k: table.get(k) for k in keys_needed}}
-                        handled = feedback.handle(said, buyer, state, now, message.key)
-                        await out.write(table, message.partition, handled.writes)
-                        emits = handled.emits
-                except ValidationError as error:
-                    emits = [feedback.dead_letter(raw, ref, error, now)]
-                stage_seconds["feedback"].observe(time.perf_counter() - started)
-            await out.send(emits)
-            observability.observe(metrics, emits, now)
+        desk = _BuyerDesk(topology, deps, out, stage_seconds)
+        async for events in batches(stream):
+            emitted: list[Emit] = []
+            for event in events:
+                emitted.extend(await desk.handle(event))
+            await send_batch(out, quality.bundle(emitted))
 
     @app.agent(topology.publisher_signals, name="publishers", concurrency=1)
     async def publisher_agent(stream: StreamT[bytes]) -> None:
         table = topology.publishers
         out = output()
-        async for event in batched(stream):
-            signal = codec.decode(PublisherSignal, event.value)
-            stored = table.get(quality.stats_key(signal.publisher_id))
-            stats = PublisherQuality.model_validate(stored) if stored else None
-            seen = bool(table.get(quality.seen_key(signal)))
-            writes, updated = quality.absorb(signal, stats, seen)
-            await out.write(table, event.message.partition, writes)
-            if updated is not None:
-                await out.send([Emit(topology.quality_topic, signal.publisher_id, updated)])
+        async for events in batches(stream):
+            emitted: list[Emit] = []
+            for event in events:
+                signals = codec.decode(PublisherSignals, event.value)
+                stored = table.get(quality.stats_key(signals.publisher_id))
+                stats = PublisherQuality.model_validate(stored) if stored else None
+                seen = {k for k in map(quality.seen_key, signals.signals) if table.get(k)}
+                writes, updated = quality.absorb(signals.signals, stats, seen)
+                await out.write(table, event.message.partition, writes)
+                if updated is not None:
+                    emitted.append(Emit(topology.quality_topic, updated.publisher_id, updated))
+            await out.send(emitted)

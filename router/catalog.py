@@ -157,8 +157,9 @@ def catalog(app_id: str, buyer_ids: Iterable[str] = ()) -> tuple[TopicSpec, ...]
             PUBLISHER_SIGNALS,
             "internal",
             "publisher_id",
-            "Sales, returns and conversions per publisher, for source quality",
-            records.PublisherSignal,
+            "Sales, returns and conversions per publisher, for source quality: one record per"
+            " publisher and buyer-desk batch",
+            records.PublisherSignals,
             {"retention.ms": str(DAY_MS)},
         ),
         TopicSpec(

@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 OnSendError = Callable[[str, BaseException], None]
 Delivery = asyncio.Future[Any]
 
-# Events whose records may wait for their changelog acks before the agent itself waits.
-MAX_WAITING_EVENTS = 2000
+# Records that may wait for their changelog acks before the agent itself waits.
+MAX_WAITING_RECORDS = 5000
 
 
 def changelog_key(key: str) -> bytes:
@@ -78,16 +78,17 @@ class Output:
         self,
         app: AppT,
         on_send_error: OnSendError,
-        max_waiting_events: int = MAX_WAITING_EVENTS,
+        max_waiting_records: int = MAX_WAITING_RECORDS,
     ) -> None:
         self.app = app
         self.on_send_error = on_send_error
-        self.max_waiting_events = max_waiting_events
+        self.max_waiting_records = max_waiting_records
         self._changelogs: dict[str, str] = {}
         # Changelog deliveries written since the last records were queued.
         self._fence: list[Delivery] = []
         # Records waiting for their fence, in the order they were sent.
         self._waiting: deque[tuple[list[Delivery], Sequence[Emit]]] = deque()
+        self._waiting_records = 0
         self._queued = 0  # records queued so far (one entry per `send` call)
         self._released = 0  # of those, handed to the producer
         self._released_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -130,7 +131,8 @@ class Output:
         if not fence and self._released == self._queued:
             await self._send_records(emits)
             return
-        while len(self._waiting) >= self.max_waiting_events:
+        # One send at least may always wait, however many records it has.
+        while self._waiting and self._waiting_records >= self.max_waiting_records:
             self._room.clear()
             await self._room.wait()
             if self._failure is not None:
@@ -142,6 +144,7 @@ class Output:
                 add_hook(self.released)
             self._hooked = True
         self._waiting.append((fence, emits))
+        self._waiting_records += len(emits)
         self._queued += 1
         if self._releaser is None:
             self._releaser = asyncio.get_running_loop().create_task(self._release())
@@ -155,6 +158,7 @@ class Output:
                         await _settled(delivery)
                 await self._send_records(emits)
                 self._waiting.popleft()
+                self._waiting_records -= len(emits)
                 self._released += 1
                 self._room.set()
                 self._wake(self._released)

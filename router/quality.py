@@ -7,7 +7,10 @@ publisher needs `MIN_SOLD` sales before its record counts.
 
 from __future__ import annotations
 
-from router.records import PublisherQuality, PublisherSignal
+from collections.abc import Sequence, Set
+
+from router import catalog
+from router.records import Emit, PublisherQuality, PublisherSignal, PublisherSignals
 
 MIN_SOLD = 20
 RETURN_PENALTY_MAX = 30  # points off at a 100 % return rate
@@ -51,28 +54,66 @@ def seen_key(signal: PublisherSignal) -> str:
     return f"seen|{signal_key(signal)}"
 
 
+def bundle(emits: Sequence[Emit]) -> list[Emit]:
+    """A batch's records with its publisher signals grouped per publisher.
+
+    The other records keep their order; each publisher's signals follow them as one
+    `PublisherSignals`, in the order they were made, publishers in order of first signal.
+    """
+    records: list[Emit] = []
+    by_publisher: dict[str, list[PublisherSignal]] = {}
+    for emit in emits:
+        if isinstance(emit.value, PublisherSignal):
+            by_publisher.setdefault(emit.value.publisher_id, []).append(emit.value)
+        else:
+            records.append(emit)
+    records.extend(
+        Emit(
+            catalog.PUBLISHER_SIGNALS,
+            publisher,
+            PublisherSignals(publisher_id=publisher, signals=signals),
+        )
+        for publisher, signals in by_publisher.items()
+    )
+    return records
+
+
 # Every worker reads `publishers.quality`; publishing each signal's count would cost one more
-# message per sale. A record is republished when its score effect changes, and otherwise at
-# most every PUBLISH_EVERY signals so the counts shown stay roughly current.
+# message per sale. A record is republished when its score effect changes, and otherwise each
+# time its count of signals passes a multiple of PUBLISH_EVERY, so the counts shown stay
+# roughly current.
 PUBLISH_EVERY = 50
+
+
+def _signals_counted(stats: PublisherQuality) -> int:
+    return stats.sold + stats.returned + stats.converted
 
 
 def worth_publishing(before: PublisherQuality | None, after: PublisherQuality) -> bool:
     if before is None or adjustments(before) != adjustments(after):
         return True
-    return (after.sold + after.returned + after.converted) % PUBLISH_EVERY == 0
+    return _signals_counted(before) // PUBLISH_EVERY != _signals_counted(after) // PUBLISH_EVERY
 
 
 def absorb(
-    signal: PublisherSignal, stats: PublisherQuality | None, seen: bool
+    signals: Sequence[PublisherSignal], stats: PublisherQuality | None, seen: Set[str]
 ) -> tuple[list[tuple[str, object]], PublisherQuality | None]:
-    """Table writes for one signal (the stats, then the seen mark) and the record to publish,
-    if any; nothing for a signal already counted, so replays and duplicates count once."""
-    if seen:
+    """Table writes for one publisher's signals (its stats, then a seen mark per signal
+    counted) and the record to publish, if any.
+
+    `seen` holds the `seen_key`s of the signals already counted: replays, duplicates and
+    repeats within `signals` count once, and a bundle with nothing new writes nothing.
+    """
+    counted: dict[str, None] = {}  # ordered, so the writes come out the same on a replay
+    updated = stats
+    for signal in signals:
+        key = seen_key(signal)
+        if key in seen or key in counted:
+            continue
+        counted[key] = None
+        updated = record(updated or empty(signal.publisher_id), signal)
+    if updated is None or not counted:
         return [], None
-    updated = record(stats or empty(signal.publisher_id), signal)
-    writes: list[tuple[str, object]] = [
-        (stats_key(signal.publisher_id), updated.model_dump()),
-        (seen_key(signal), True),
-    ]
+    writes: list[tuple[str, object]] = [(stats_key(updated.publisher_id), updated.model_dump())]
+    writes.extend((key, True) for key in counted)
     return writes, updated if worth_publishing(stats, updated) else None

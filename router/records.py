@@ -202,6 +202,14 @@ class PublisherSignal(Record):
     type: Literal["sold", "returned", "converted"]
 
 
+class PublisherSignals(Record):
+    """One publisher's signals from one batch of the buyer desk, on `publishers.signals`,
+    keyed by publisher_id: one message per publisher and batch instead of one per signal."""
+
+    publisher_id: str
+    signals: list[PublisherSignal]
+
+
 class PublisherQuality(Record):
     """A publisher's track record, on `publishers.quality` (compacted, keyed by publisher)."""
 

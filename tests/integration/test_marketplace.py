@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from conftest import read, wait_for
 from test_pipeline import assert_within_caps, decisions_by_key
 
-from router import catalog, codec
+from router import catalog, codec, quality
 from router.cli import main
 from router.config_file import load_config
 from router.records import BuyerLead, Decision, FeedbackResult
@@ -269,6 +269,18 @@ def test_a_return_in_the_window_credits_the_cap_slot_back(workers, tmp_path: Pat
 
     assert decision_of(broker, intake(broker)).outcome == "sold", "the credited slot is free"
     assert decision_of(broker, intake(broker)).outcome == "unsold", "and only that one"
+
+    # The publisher's record counts each sale and the credited return once, the duplicate
+    # return not at all: the signals travel as bundles through `publishers.signals`.
+    changelog = catalog.changelog_topic(group.app_id, catalog.PUBLISHERS_TABLE)
+    stats_key = orjson.dumps(quality.stats_key("pub-1"))
+
+    def publisher_counted() -> tuple[bool, object]:
+        values = [orjson.loads(r.value) for r in read(broker, changelog) if r.key == stats_key]
+        last = values[-1] if values else None
+        return last == {"publisher_id": "pub-1", "sold": 3, "returned": 1, "converted": 0}, last
+
+    wait_for(publisher_counted, timeout=60, interval=0.3)
 
     send(broker, (catalog.FEEDBACK, b"solar-a", b"{not json"))
 

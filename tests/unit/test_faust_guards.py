@@ -374,7 +374,8 @@ def test_publisher_signals_touch_only_their_publisher_s_keys(
         assert all(_publisher_key_owner(k, publisher_id) for k in read), read
         stored = table.get(read[0])
         stats = PublisherQuality.model_validate(stored) if stored else None
-        writes, _ = quality.absorb(signal, stats, bool(table.get(read[1])))
+        seen = {read[1]} if table.get(read[1]) else set()
+        writes, _ = quality.absorb([signal], stats, seen)
         assert {k for k, _ in writes} <= set(read)
         for k, v in writes:
             table[k] = v
@@ -632,7 +633,7 @@ def test_quality_absorb_never_mutates_its_inputs(steps: list[tuple[int, str]]) -
         stored = state[keys[0]]
         stats = PublisherQuality.model_validate(thaw(stored)) if stored else None
         stats_before = stats.model_dump() if stats else None
-        writes, _ = quality.absorb(signal, stats, bool(state[keys[1]]))
+        writes, _ = quality.absorb([signal], stats, {keys[1]} if state[keys[1]] else set())
         _assert_writes_are_new(state, before, writes)
         assert (stats.model_dump() if stats else None) == stats_before
         for k, v in writes:

@@ -199,9 +199,9 @@ async def test_the_producer_flush_waits_for_waiting_records() -> None:
     assert topics_sent(app)[-1] == "buyer.acme"
 
 
-async def test_an_agent_waits_once_too_many_events_wait() -> None:
+async def test_an_agent_waits_once_too_many_records_wait() -> None:
     app = FakeApp(FakeProducer(held_topics={CAPS_CHANGELOG}))
-    out = Output(app, lambda *_: None, max_waiting_events=1)  # type: ignore[arg-type]
+    out = Output(app, lambda *_: None, max_waiting_records=1)  # type: ignore[arg-type]
     table = FakeTable("caps")
     await out.write(table, 0, [("k", 1)])
     await out.send([SOLD])

@@ -5,8 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_scoring import make_lead
 
-from router import quality
-from router.records import PublisherQuality, PublisherSignal
+from router import catalog, quality
+from router.records import Emit, PublisherQuality, PublisherSignal, PublisherSignals
 from router.scoring import score
 
 pytestmark = pytest.mark.unit
@@ -79,20 +79,98 @@ def test_a_record_is_published_when_its_score_effect_changes_not_on_every_signal
     current = None
     for index in range(200):
         signal = PublisherSignal(publisher_id="pub", lead_id=f"l{index}", buyer_id="b", type="sold")
-        _, to_publish = quality.absorb(signal, current, seen=False)
+        _, to_publish = quality.absorb([signal], current, seen=set())
         current = quality.record(current or quality.empty("pub"), signal)
         if to_publish is not None:
             published.append(to_publish.sold)
     assert published == [1, 50, 100, 150, 200]
 
     returned = PublisherSignal(publisher_id="pub", lead_id="l0", buyer_id="b", type="returned")
-    _, to_publish = quality.absorb(returned, current, seen=False)
+    _, to_publish = quality.absorb([returned], current, seen=set())
     assert to_publish is None, "1 return in 200 sales does not move the score"
     many = current.model_copy(update={"returned": 36})
-    _, to_publish = quality.absorb(returned, many, seen=False)
+    _, to_publish = quality.absorb([returned], many, seen=set())
     assert to_publish is not None and to_publish.returned == 37, "5 -> 6 points off: published"
 
 
 def test_a_signal_already_counted_writes_and_publishes_nothing() -> None:
     signal = PublisherSignal(publisher_id="pub", lead_id="l", buyer_id="b", type="sold")
-    assert quality.absorb(signal, quality.empty("pub"), seen=True) == ([], None)
+    assert quality.absorb([signal], quality.empty("pub"), {quality.seen_key(signal)}) == ([], None)
+    assert quality.absorb([], None, set()) == ([], None)
+
+
+def sale(lead: str, publisher: str = "pub", kind: str = "sold") -> PublisherSignal:
+    return PublisherSignal(publisher_id=publisher, lead_id=lead, buyer_id="b", type=kind)  # type: ignore[arg-type]
+
+
+def test_a_bundle_counts_each_new_signal_once_and_marks_each_seen() -> None:
+    first, again, counted_before = sale("l1"), sale("l1"), sale("l0")
+    writes, published = quality.absorb(
+        [first, counted_before, again, sale("l2", kind="returned")],
+        stats(sold=5),
+        {quality.seen_key(counted_before)},
+    )
+    assert writes == [
+        (
+            quality.stats_key("pub"),
+            {"publisher_id": "pub", "sold": 6, "returned": 1, "converted": 0},
+        ),
+        (quality.seen_key(first), True),
+        (quality.seen_key(sale("l2", kind="returned")), True),
+    ]
+    assert published is None, "5 -> 7 signals: no score effect yet, no multiple of 50 passed"
+
+
+@given(st.lists(st.tuples(st.integers(0, 30), st.sampled_from(["sold", "returned"])), max_size=80))
+def test_bundles_count_the_same_as_one_signal_at_a_time(steps: list[tuple[int, str]]) -> None:
+    """However a batch is cut into bundles, replays included, the counts come out the same."""
+    signals = [sale(f"l{n}", kind=kind) for n, kind in steps]
+    one_by_one: dict[str, object] = {}
+    bundled: dict[str, object] = {}
+    for table, groups in (
+        (one_by_one, [[signal] for signal in signals]),
+        (bundled, [signals[i : i + 7] for i in range(0, len(signals), 7)] + [signals]),
+    ):
+        for group in groups:
+            stored = table.get(quality.stats_key("pub"))
+            current = PublisherQuality.model_validate(stored) if stored else None
+            seen = {k for k in map(quality.seen_key, group) if table.get(k)}
+            writes, _ = quality.absorb(group, current, seen)
+            table.update(writes)
+    assert bundled == one_by_one
+    distinct = {(n, kind) for n, kind in steps}
+    counted = bundled.get(quality.stats_key("pub"))
+    assert (counted or {}).get("sold", 0) == sum(1 for _, kind in distinct if kind == "sold")
+
+
+def test_publishing_follows_the_count_across_multiples_of_the_period() -> None:
+    before = stats(sold=quality.MIN_SOLD + 28)  # 48 signals counted
+    after = before.model_copy(update={"sold": before.sold + 5})  # 53: passed 50
+    assert quality.worth_publishing(before, after)
+    assert not quality.worth_publishing(after, after.model_copy(update={"sold": after.sold + 5}))
+
+
+def test_a_batch_s_signals_travel_as_one_record_per_publisher() -> None:
+    decision = Emit("leads.decisions", "lead-1", stats(sold=1))
+    emits = [
+        Emit(catalog.PUBLISHER_SIGNALS, "p1", sale("a", "p1")),
+        decision,
+        Emit(catalog.PUBLISHER_SIGNALS, "p2", sale("b", "p2")),
+        Emit(catalog.PUBLISHER_SIGNALS, "p1", sale("c", "p1", "returned")),
+    ]
+    assert quality.bundle(emits) == [
+        decision,
+        Emit(
+            catalog.PUBLISHER_SIGNALS,
+            "p1",
+            PublisherSignals(
+                publisher_id="p1", signals=[sale("a", "p1"), sale("c", "p1", "returned")]
+            ),
+        ),
+        Emit(
+            catalog.PUBLISHER_SIGNALS,
+            "p2",
+            PublisherSignals(publisher_id="p2", signals=[sale("b", "p2")]),
+        ),
+    ]
+    assert quality.bundle([decision]) == [decision]
