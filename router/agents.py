@@ -32,7 +32,6 @@ from router.records import (
     NormalizedLead,
     Offer,
     PublisherQuality,
-    PublisherSignals,
 )
 from router.topology import Topology
 
@@ -253,7 +252,7 @@ def register(topology: Topology, deps: Deps) -> None:
         async for events in batches(stream):
             emitted: list[Emit] = []
             for event in events:
-                signals = codec.decode(PublisherSignals, event.value)
+                signals = quality.read_signals(event.value)
                 stored = table.get(quality.stats_key(signals.publisher_id))
                 stats = PublisherQuality.model_validate(stored) if stored else None
                 seen = {k for k in map(quality.seen_key, signals.signals) if table.get(k)}

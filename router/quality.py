@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence, Set
 
-from router import catalog
+from pydantic import ValidationError
+
+from router import catalog, codec
 from router.records import Emit, PublisherQuality, PublisherSignal, PublisherSignals
 
 MIN_SOLD = 20
@@ -76,6 +78,16 @@ def bundle(emits: Sequence[Emit]) -> list[Emit]:
         for publisher, signals in by_publisher.items()
     )
     return records
+
+
+def read_signals(raw: bytes) -> PublisherSignals:
+    """A record of `publishers.signals`: a bundle, or one signal as versions before bundles
+    wrote them (still on the topic right after an upgrade)."""
+    try:
+        return codec.decode(PublisherSignals, raw)
+    except ValidationError:
+        single = codec.decode(PublisherSignal, raw)
+        return PublisherSignals(publisher_id=single.publisher_id, signals=[single])
 
 
 # Every worker reads `publishers.quality`; publishing each signal's count would cost one more

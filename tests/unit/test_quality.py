@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_scoring import make_lead
 
-from router import catalog, quality
+from router import catalog, codec, quality
 from router.records import Emit, PublisherQuality, PublisherSignal, PublisherSignals
 from router.scoring import score
 
@@ -174,3 +174,12 @@ def test_a_batch_s_signals_travel_as_one_record_per_publisher() -> None:
         ),
     ]
     assert quality.bundle([decision]) == [decision]
+
+
+def test_a_single_signal_from_before_bundles_is_read_as_a_bundle_of_one() -> None:
+    single = sale("l1", "p1")
+    assert quality.read_signals(codec.encode(single)) == PublisherSignals(
+        publisher_id="p1", signals=[single]
+    )
+    bundle = PublisherSignals(publisher_id="p1", signals=[single, sale("l2", "p1")])
+    assert quality.read_signals(codec.encode(bundle)) == bundle
