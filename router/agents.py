@@ -252,11 +252,11 @@ def register(topology: Topology, deps: Deps) -> None:
         async for events in batches(stream):
             emitted: list[Emit] = []
             for event in events:
-                signals = quality.read_signals(event.value)
-                stored = table.get(quality.stats_key(signals.publisher_id))
+                bundle = quality.read_signals(event.value)
+                stored = table.get(quality.stats_key(bundle.publisher_id))
                 stats = PublisherQuality.model_validate(stored) if stored else None
-                seen = {k for k in map(quality.seen_key, signals.signals) if table.get(k)}
-                writes, updated = quality.absorb(signals.signals, stats, seen)
+                seen = {k for k in map(quality.seen_key, bundle.signals) if table.get(k)}
+                writes, updated = quality.absorb(bundle.signals, stats, seen)
                 await out.write(table, event.message.partition, writes)
                 if updated is not None:
                     emitted.append(Emit(topology.quality_topic, updated.publisher_id, updated))
