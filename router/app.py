@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.tables.manager import TableManager
 from prometheus_client import CollectorRegistry
 
 from router import agents, catalog, metrics, normalize, observability, web
@@ -18,8 +20,9 @@ from router.buyers import Buyer, BuyersConfig
 from router.live import LiveMarket
 from router.market import MarketSource
 from router.settings import Settings
+from router.stalls import StallWatch
 from router.topology import Topology, declare
-from router.transport import Transport
+from router.transport import Consumer, Transport
 
 SAMPLE_INTERVAL_S = 5.0
 log = logging.getLogger(__name__)
@@ -31,6 +34,34 @@ def utc_now() -> datetime:
 
 def broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server]
+
+
+async def fetch_stalled_partitions(
+    app: faust.App, stalls: StallWatch[Any], router_metrics: metrics.Metrics
+) -> None:
+    """Log and fetch again the stream partitions left out of the fetch (`router/stalls.py`)."""
+    consumer = cast(Consumer, app.consumer)
+    recovered = cast(TableManager, app.tables).recovery.completed.is_set()
+    if app.rebalancing or app.in_recovery or not recovered:
+        stalls.forget()  # partitions are paused on purpose until recovery ends
+        return
+    stalled = stalls.observe(consumer.not_fetched(), time.monotonic())
+    if not stalled:
+        return
+    for tp, state in stalled.items():
+        log.warning(
+            "stream partition left out of the fetch; fetching it again",
+            extra={
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "reason": state.reason,
+                "read_offset": state.read_offset,
+                "after_s": stalls.after_s,
+            },
+        )
+        router_metrics.partitions_refetched.labels(state.reason).inc()
+    await consumer.fetch_again(set(stalled))
+    stalls.forget()
 
 
 def create_app(
@@ -118,8 +149,11 @@ def create_app(
         },
     )
 
+    stalls: StallWatch[Any] = StallWatch()
+
     @app.timer(SAMPLE_INTERVAL_S)
     async def sample() -> None:
+        await fetch_stalled_partitions(app, stalls, router_metrics)
         now = clock()
         buyers = market_source.current().config.buyers
         observability.publish_local_hours(router_metrics, buyers, now)

@@ -32,6 +32,7 @@ class Metrics:
     end_offset: Gauge
     assigned_partitions: Gauge
     rebalances: Counter
+    partitions_refetched: Counter
     send_errors: Counter
     build_info: Gauge
 
@@ -100,6 +101,11 @@ def create(registry: CollectorRegistry) -> Metrics:
             "router_assigned_partitions", "Partitions currently assigned to this worker"
         ),
         rebalances=counter("router_rebalances_total", "Consumer group rebalances seen"),
+        partitions_refetched=counter(
+            "router_partitions_refetched_total",
+            "Stream partitions found left out of the fetch for a minute, and fetched again",
+            ("reason",),
+        ),
         send_errors=counter(
             "router_producer_send_errors_total", "Records the producer failed to send", ("topic",)
         ),

@@ -27,6 +27,9 @@ consumer generation (before a rebalance) without processing them, but still *ack
 an ack can land after the new assignment has set the committed offset, and make Faust commit
 past a record the new generation has not processed yet. Acks of earlier generations are
 ignored here: the record is fetched again under the new generation and acked then.
+
+Last, it names the stream partitions it is not fetching and why (`not_fetched`), and puts them
+back (`fetch_again`), for the watch in `router/stalls.py`.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
 from router.offset_holes import HoleGuard
+from router.stalls import NotFetched
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -145,11 +149,13 @@ async def true_end_offsets(
         await consumer.stop()
 
 
-class _Consumer(faust_aiokafka.Consumer):
+class Consumer(faust_aiokafka.Consumer):
     # Set from an assignment until the seek to committed offsets; stream partitions Faust
-    # resumes meanwhile wait in `_held_until_seek`.
+    # resumes meanwhile wait in `_held_until_seek`. `_assignments` tells a seek that a new
+    # assignment began while it ran.
     _seek_pending: bool = False
     _held_until_seek: frozenset[TP] = frozenset()
+    _assignments: int = 0
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -157,6 +163,7 @@ class _Consumer(faust_aiokafka.Consumer):
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
         self._seek_pending = True
         self._held_until_seek = frozenset()
+        self._assignments += 1
         await super().on_partitions_assigned(assigned, generation_id)
 
     def resume_partitions(self, tps: Iterable[TP]) -> None:
@@ -178,12 +185,44 @@ class _Consumer(faust_aiokafka.Consumer):
         # recovery, before recovery resumes the stream partitions and seeks them itself. Only
         # a seek that starts after stream partitions were asked to resume releases them.
         held = self._held_until_seek
+        assignments = self._assignments
         await super().perform_seek()
-        if not held:
+        if not held or assignments != self._assignments:
+            # Nothing to release, or a new assignment began meanwhile: its own seek releases.
             return
-        self._seek_pending = False
-        self._held_until_seek = frozenset()
+        # Partitions resumed while this seek ran were not sought by it: they wait for the
+        # seek Faust makes after resuming them.
+        self._held_until_seek -= held
+        self._seek_pending = bool(self._held_until_seek)
         super().resume_partitions(held)
+
+    def not_fetched(self) -> dict[TP, NotFetched]:
+        """Assigned stream partitions Faust is not fetching now, and why."""
+        active = self._get_active_partitions()
+        changelogs = self.app.tables.changelog_topics
+        left_out: dict[TP, NotFetched] = {}
+        for tp in self.assignment():
+            if tp in active or tp.topic in changelogs:
+                continue
+            if tp in self._held_until_seek:
+                reason = "held_until_seek"
+            elif tp in self._paused_partitions:
+                reason = "paused"
+            elif tp in self._buffered_partitions:
+                reason = "buffer_full"
+            else:
+                reason = "unknown"
+            left_out[tp] = NotFetched(reason, self._read_offset.get(tp))
+        return left_out
+
+    async def fetch_again(self, tps: Set[TP]) -> None:
+        """Put stalled partitions back into the fetch."""
+        if tps & self._held_until_seek:
+            # The hold ends as designed, after a seek to the committed offsets.
+            await self.perform_seek()
+        rest = set(tps) - self._held_until_seek
+        self._buffered_partitions.difference_update(rest)
+        super().resume_partitions(rest)
 
 
 class _Producer(faust_aiokafka.Producer):
@@ -205,7 +244,7 @@ class _Producer(faust_aiokafka.Producer):
 
 
 class Transport(faust_aiokafka.Transport):
-    Consumer = _Consumer
+    Consumer = Consumer
     Producer = _Producer
 
     def __init__(

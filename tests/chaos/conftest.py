@@ -452,6 +452,7 @@ def wait_lag_zero(
 # -- worker log findings -----------------------------------------------------------------------
 
 CRASH_MARKERS = ("Crashed", "We experienced a crash")
+REFETCH_MARKER = "stream partition left out of the fetch"
 
 
 def worker_log_findings(log_dir: Path) -> dict[str, Any]:
@@ -459,8 +460,11 @@ def worker_log_findings(log_dir: Path) -> dict[str, Any]:
 
     `joins_since_last_sync` counts JoinGroup rounds after the last completed SyncGroup: a
     number that keeps growing means the group is stuck and no worker consumes anything.
+    `refetched` lists the partitions a worker found left out of its fetch and put back
+    (`router/stalls.py`): not a violation, but the trace of docs/reliability.md section 9.
     """
     crashes: list[str] = []
+    refetched: list[str] = []
     last_sync: tuple[str, str] = ("", "")
     joins: list[str] = []
     tracebacks = 0
@@ -473,14 +477,19 @@ def worker_log_findings(log_dir: Path) -> dict[str, Any]:
             for raw in handle:
                 if "Traceback" in raw:
                     tracebacks += 1
-                if not any(marker in raw for marker in ("group", *CRASH_MARKERS)):
+                if not any(marker in raw for marker in ("group", REFETCH_MARKER, *CRASH_MARKERS)):
                     continue
                 try:
                     entry = orjson.loads(raw)
                 except orjson.JSONDecodeError:
                     continue
                 message, ts = str(entry.get("msg", "")), str(entry.get("ts", ""))
-                if any(marker in message for marker in CRASH_MARKERS):
+                if message.startswith(REFETCH_MARKER):
+                    refetched.append(
+                        f"{path.stem} {ts} {entry.get('topic')}/{entry.get('partition')} "
+                        f"{entry.get('reason')} at {entry.get('read_offset')}"
+                    )
+                elif any(marker in message for marker in CRASH_MARKERS):
                     crashes.append(f"{path.stem} {ts} {message[:240]}")
                 elif message.startswith("Successfully synced group") and ts > last_sync[0]:
                     last_sync = (ts, message.rsplit(" ", 1)[-1])
@@ -492,6 +501,7 @@ def worker_log_findings(log_dir: Path) -> dict[str, Any]:
         "last_synced_generation": last_sync[1] or None,
         "last_synced_at": last_sync[0] or None,
         "joins_since_last_sync": sum(1 for ts in joins if ts > last_sync[0]),
+        "refetched": refetched,
     }
 
 

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
+from faust.types import TP
+from prometheus_client import CollectorRegistry
 
-from router.app import create_app
+from router import catalog, metrics
+from router.app import create_app, fetch_stalled_partitions
 from router.settings import Settings
+from router.stalls import StallWatch
 
 pytestmark = pytest.mark.unit
 
@@ -16,3 +21,27 @@ def test_standby_replicas_reach_faust(tmp_path: Path, given: dict[str, int], exp
     settings = Settings(bootstrap_servers="127.0.0.1:1", data_dir=tmp_path, **given)
     app, _ = create_app(settings, [])
     assert app.conf.table_standby_replicas == expected
+
+
+async def test_a_stalled_stream_partition_is_logged_counted_and_fetched_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(bootstrap_servers="127.0.0.1:1", data_dir=tmp_path)
+    app, _ = create_app(settings, [])
+    stalled = TP(catalog.INTAKE["call"], 1)
+    monkeypatch.setattr(app.consumer, "assignment", lambda: {stalled})
+    app.consumer._set_active_tps(set())  # left out, for no reason Faust knows of
+    app.tables.recovery.completed.set()
+    watch: StallWatch[TP] = StallWatch(after_s=0)
+    router_metrics = metrics.create(CollectorRegistry())
+
+    app.rebalancing = True
+    await fetch_stalled_partitions(app, watch, router_metrics)
+    assert stalled not in app.consumer._get_active_partitions(), "a rebalance pauses on purpose"
+
+    app.rebalancing = False
+    with caplog.at_level(logging.WARNING, logger="router.app"):
+        await fetch_stalled_partitions(app, watch, router_metrics)
+    assert stalled in app.consumer._get_active_partitions()
+    assert router_metrics.partitions_refetched.labels("unknown")._value.get() == 1
+    assert any(getattr(r, "topic", None) == stalled.topic for r in caplog.records)

@@ -161,3 +161,90 @@ async def test_a_fetch_that_skips_offsets_of_an_internal_topic_is_read_again(  #
     assert [r.offset for r in records[screen]] == [500, 501]
     assert sought == {screen: 502}, "the skipped offsets must be fetched again"
     assert [r.offset for r in records[intake]] == [7, 9], "intake holes can be Kafka's own"
+
+
+OTHER = TP(catalog.OFFERS, 0)
+
+
+async def test_a_partition_resumed_during_a_seek_waits_for_the_next_seek(  # type: ignore[no-untyped-def]
+    consumer, monkeypatch
+) -> None:
+    consumer, _ = consumer
+    await consumer.on_partitions_assigned({STREAM, OTHER}, 1)
+    consumer.resume_partitions({STREAM})
+
+    async def seek_while_another_resume_comes(self) -> None:  # type: ignore[no-untyped-def]
+        consumer.resume_partitions({OTHER})
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "perform_seek", seek_while_another_resume_comes)
+    await consumer.perform_seek()
+    assert STREAM in consumer._get_active_partitions()
+    assert OTHER not in consumer._get_active_partitions(), "this seek ran before its resume"
+
+    await consumer.perform_seek()
+    assert OTHER in consumer._get_active_partitions(), "held partitions must not be dropped"
+
+
+async def test_a_seek_overtaken_by_a_new_assignment_leaves_the_new_hold(  # type: ignore[no-untyped-def]
+    consumer, monkeypatch
+) -> None:
+    consumer, _ = consumer
+    await consumer.on_partitions_assigned({STREAM}, 1)
+    consumer.resume_partitions({STREAM})
+
+    async def seek_during_a_rebalance(self) -> None:  # type: ignore[no-untyped-def]
+        await consumer.on_partitions_assigned({STREAM}, 2)
+        consumer.resume_partitions({STREAM})
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "perform_seek", seek_during_a_rebalance)
+    await consumer.perform_seek()
+    assert STREAM not in consumer._get_active_partitions(), "generation 2 is not sought yet"
+    assert consumer._held_until_seek == {STREAM}
+
+
+async def test_partitions_left_out_of_the_fetch_are_named_with_their_reason(  # type: ignore[no-untyped-def]
+    consumer, monkeypatch
+) -> None:
+    consumer, changelog = consumer
+    buffered, lost = TP(catalog.SCREEN, 1), TP(catalog.SCREEN, 2)
+    assigned = {STREAM, OTHER, buffered, lost, changelog}
+    monkeypatch.setattr(consumer, "assignment", lambda: assigned)
+    await consumer.on_partitions_assigned(assigned, 1)
+    consumer.pause_partitions(assigned)
+    consumer.resume_partitions({STREAM, buffered, lost})  # held until the seek
+    consumer._read_offset[STREAM] = 41
+    assert consumer.not_fetched()[STREAM] == ("held_until_seek", 41)
+    assert consumer.not_fetched()[OTHER].reason == "paused"
+    assert changelog not in consumer.not_fetched(), "changelogs are recovery's business"
+
+    await consumer.perform_seek()
+    consumer.on_buffer_full(buffered)
+    consumer._get_active_partitions().discard(lost)
+    assert consumer.not_fetched() == {
+        OTHER: ("paused", None),
+        buffered: ("buffer_full", None),
+        lost: ("unknown", None),
+    }
+
+
+async def test_stalled_partitions_are_fetched_again_a_held_one_after_a_seek(  # type: ignore[no-untyped-def]
+    consumer, monkeypatch
+) -> None:
+    consumer, _ = consumer
+    buffered = TP(catalog.SCREEN, 1)
+    assigned = {STREAM, buffered}
+    monkeypatch.setattr(consumer, "assignment", lambda: assigned)
+    await consumer.on_partitions_assigned(assigned, 1)
+    consumer.resume_partitions({STREAM})
+    consumer.on_buffer_full(buffered)
+    seeks = []
+
+    async def seek(self) -> None:  # type: ignore[no-untyped-def]
+        seeks.append(set(consumer._get_active_partitions()))
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "perform_seek", seek)
+    await consumer.fetch_again({STREAM, buffered})
+
+    assert seeks and STREAM not in seeks[0], "the held partition is sought before it is fetched"
+    assert consumer.not_fetched() == {}
+    assert not consumer._buffered_partitions
