@@ -61,6 +61,12 @@ def current_events(events: Iterable[EventT], generation_id: int) -> list[EventT]
     return [event for event in events if event.message.generation_id == generation_id]
 
 
+def _ref(event: EventT) -> IntakeRef:
+    """Where an event was read: what a dead letter names."""
+    message = event.message
+    return IntakeRef(topic=message.topic, partition=message.partition, offset=message.offset)
+
+
 def _broker_time(timestamp: float | None, fallback: datetime) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC) if timestamp else fallback
 
@@ -84,25 +90,28 @@ class _BuyerDesk:
         started = time.perf_counter()
         message = event.message
         raw = event.value or b""
+        ref = _ref(event)
         if message.topic == self.topology.offers_topic:
-            emits = await self._offer(raw, message.partition)
+            try:
+                offer = codec.decode(Offer, raw)
+            except ValidationError as error:
+                return [intake.unreadable(raw, ref, error, self.deps.clock())]
+            emits = await self._offer(offer, message.partition)
             self.stage_seconds["offer"].observe(time.perf_counter() - started)
             return emits
-        ref = IntakeRef(topic=message.topic, partition=message.partition, offset=message.offset)
         try:
             if message.topic == self.topology.call_events_topic:
                 emits = await self._call_event(raw, message.key, ref)
             else:
                 emits = await self._feedback(raw, message.key, message.partition)
         except ValidationError as error:
-            emits = [feedback.dead_letter(raw, ref, error, self.deps.clock())]
+            emits = [intake.unreadable(raw, ref, error, self.deps.clock())]
         self.stage_seconds["feedback"].observe(time.perf_counter() - started)
         return emits
 
-    async def _offer(self, raw: bytes, partition: int) -> list[Emit]:
+    async def _offer(self, offer: Offer, partition: int) -> list[Emit]:
         table = self.topology.caps
         now = self.deps.clock()
-        offer = codec.decode(Offer, raw)
         buyer = self.deps.market.current().buyers.get(offering.current_buyer_id(offer))
         ledger_key = offering.ledger_key(offer)
         state: dict[str, Any] = {ledger_key: table.get(ledger_key)}
@@ -123,7 +132,7 @@ class _BuyerDesk:
         call = codec.decode(CallEvent, raw)
         if not feedback.call_key_matches(call, key):
             reason = "key_is_not_buyer_id: call events are keyed by buyer_id"
-            return [feedback.dead_letter(raw, ref, reason, self.deps.clock())]
+            return [intake.unreadable(raw, ref, reason, self.deps.clock())]
         slots_key = accounting.slots_key(call.buyer_id)
         slots = table.get(slots_key)
         freed = feedback.call_ended(call, slots)
@@ -191,9 +200,7 @@ def register(topology: Topology, deps: Deps) -> None:
                 message = event.message
                 now = deps.clock()
                 channel = topology.channel_of[message.topic]
-                ref = IntakeRef(
-                    topic=message.topic, partition=message.partition, offset=message.offset
-                )
+                ref = _ref(event)
                 emits = intake.process(
                     event.value or b"",
                     channel,
@@ -219,7 +226,11 @@ def register(topology: Topology, deps: Deps) -> None:
             for event in events:
                 started = time.perf_counter()
                 now = deps.clock()
-                lead = codec.decode(NormalizedLead, event.value)
+                try:
+                    lead = codec.decode(NormalizedLead, event.value or b"")
+                except ValidationError as error:
+                    emitted.append(intake.unreadable(event.value or b"", _ref(event), error, now))
+                    continue
                 state = topology.dedup.get(lead.fingerprint) or {}
                 new_state, emits = screening.screen(
                     lead, state, deps.market.current(), deps.dedup_window, now
@@ -252,7 +263,12 @@ def register(topology: Topology, deps: Deps) -> None:
         async for events in batches(stream):
             emitted: list[Emit] = []
             for event in events:
-                bundle = quality.read_signals(event.value)
+                try:
+                    bundle = quality.read_signals(event.value or b"")
+                except ValidationError as error:
+                    letter = intake.unreadable(event.value or b"", _ref(event), error, deps.clock())
+                    emitted.append(letter)
+                    continue
                 stored = table.get(quality.stats_key(bundle.publisher_id))
                 stats = PublisherQuality.model_validate(stored) if stored else None
                 seen = {k for k in map(quality.seen_key, bundle.signals) if table.get(k)}

@@ -11,16 +11,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from pydantic import ValidationError
-
-from router import accounting, catalog, intake
+from router import accounting, catalog
 from router.buyers import Buyer
 from router.records import (
     CallEvent,
     Emit,
     Feedback,
     FeedbackResult,
-    IntakeRef,
     PublisherSignal,
 )
 
@@ -114,15 +111,3 @@ def call_key_matches(event: CallEvent, record_key: bytes | None) -> bool:
     """A call event must be keyed by its buyer id, or it sits on a partition that does not
     hold that buyer's call slots."""
     return record_key == event.buyer_id.encode()
-
-
-def dead_letter(raw: bytes, ref: IntakeRef, error: ValidationError | str, now: datetime) -> Emit:
-    """An unreadable (or wrongly keyed) feedback or call event, kept with its bytes."""
-    if isinstance(error, str):
-        reason, field = error, None
-    else:
-        first = error.errors()[0] if error.errors() else None
-        field = ".".join(str(p) for p in first["loc"]) if first and first["loc"] else None
-        reason = f"invalid_event: {first['msg'] if first else error}"
-    letter = intake.dead_letter(raw, ref, reason, field, None, now)
-    return Emit(catalog.REJECTED, intake.intake_key(ref, None), letter)

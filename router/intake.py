@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from router import catalog
 from router.contract import Channel
 from router.normalize import normalize
@@ -17,6 +19,19 @@ from router.records import (
     Rejection,
     Timings,
 )
+
+
+def unreadable(raw: bytes, ref: IntakeRef, error: ValidationError | str, now: datetime) -> Emit:
+    """A record the router cannot read, or that is keyed wrongly, on any topic it consumes
+    after intake (feedback, call events, and its own stage topics), kept with its bytes."""
+    if isinstance(error, str):
+        reason, field = error, None
+    else:
+        first = error.errors()[0] if error.errors() else None
+        field = ".".join(str(p) for p in first["loc"]) if first and first["loc"] else None
+        reason = f"invalid_event: {first['msg'] if first else error}"
+    letter = dead_letter(raw, ref, reason, field, None, now)
+    return Emit(catalog.REJECTED, intake_key(ref, None), letter)
 
 
 def intake_key(ref: IntakeRef, event_id: str | None) -> str:

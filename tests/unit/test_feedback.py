@@ -11,7 +11,7 @@ from test_filters import NOW
 from test_offering import Desk, buyer, make_offer, roundtrip, sold_to
 from test_screening import make_lead
 
-from router import accounting, catalog, feedback
+from router import accounting, catalog, feedback, intake
 from router.buyers import Buyer, Caps
 from router.records import (
     CallEvent,
@@ -310,7 +310,7 @@ def test_an_unreadable_event_becomes_a_dead_letter_with_its_bytes(
     with pytest.raises(ValidationError) as caught:
         model.model_validate_json(raw)
     ref = IntakeRef(topic=catalog.FEEDBACK, partition=3, offset=42)
-    emit = feedback.dead_letter(raw, ref, caught.value, NOW)
+    emit = intake.unreadable(raw, ref, caught.value, NOW)
 
     assert emit.topic == catalog.REJECTED
     assert emit.key == f"{catalog.FEEDBACK}/3/42"
@@ -326,7 +326,7 @@ def test_an_unreadable_event_becomes_a_dead_letter_with_its_bytes(
 def test_a_wrongly_keyed_event_becomes_a_dead_letter_with_the_reason_given() -> None:
     raw = ended(1).model_dump_json().encode()
     ref = IntakeRef(topic=catalog.CALL_EVENTS, partition=0, offset=7)
-    emit = feedback.dead_letter(
+    emit = intake.unreadable(
         raw, ref, "key_is_not_buyer_id: call events are keyed by buyer_id", NOW
     )
     letter = emit.value

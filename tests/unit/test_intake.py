@@ -8,12 +8,21 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
 
 from router import catalog, codec
 from router.contract import CHANNELS, Channel
-from router.intake import intake_key, process
+from router.intake import intake_key, process, unreadable
 from router.normalize import fingerprint
-from router.records import DeadLetter, Decision, Emit, IntakeRef, NormalizedLead
+from router.records import (
+    DeadLetter,
+    Decision,
+    Emit,
+    IntakeRef,
+    NormalizedLead,
+    Offer,
+    PublisherSignals,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -204,3 +213,33 @@ def test_every_event_gets_exactly_one_outcome(raw: bytes, channel: Channel, offs
     for emit in emits:
         value = emit.value
         assert codec.decode(type(value), codec.encode(value)) == value
+
+
+@pytest.mark.parametrize(
+    ("topic", "raw", "model", "field"),
+    [
+        (catalog.SCREEN, b'{"lead_id": "cut short', NormalizedLead, None),
+        (catalog.OFFERS, b'{"lead": 7}', Offer, "lead"),
+        (
+            catalog.PUBLISHER_SIGNALS,
+            b'{"publisher_id": "p", "signals": "x"}',
+            PublisherSignals,
+            "signals",
+        ),
+    ],
+)
+def test_an_unreadable_stage_record_is_a_dead_letter_naming_where_it_was_read(
+    topic: str, raw: bytes, model: type[BaseModel], field: str | None
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        codec.decode(model, raw)
+    where = IntakeRef(topic=topic, partition=1, offset=99)
+    emit = unreadable(raw, where, caught.value, NOW)
+
+    assert (emit.topic, emit.key) == (catalog.REJECTED, f"{topic}/1/99")
+    letter = emit.value
+    assert isinstance(letter, DeadLetter)
+    assert base64.b64decode(letter.original_b64) == raw
+    assert (letter.topic, letter.partition, letter.offset) == (topic, 1, 99)
+    assert letter.reason.startswith("invalid_event: ")
+    assert letter.field == field
