@@ -37,8 +37,6 @@ from router.topology import Topology
 
 Clock = Callable[[], datetime]
 
-BATCH_MAX_EVENTS = 500
-
 
 @dataclass(frozen=True)
 class Deps:
@@ -48,6 +46,7 @@ class Deps:
     metrics: Metrics
     verticals: frozenset[str] = field(default_factory=frozenset)
     batch_within: timedelta = timedelta(milliseconds=10)
+    batch_max_events: int = 2000
 
 
 def current_events(events: Iterable[EventT], generation_id: int) -> list[EventT]:
@@ -172,7 +171,7 @@ def register(topology: Topology, deps: Deps) -> None:
         for, which is after the agent is done with the batch's last event.
         """
         take_events = stream.take_events  # type: ignore[attr-defined]  # not in StreamT
-        async for events in take_events(BATCH_MAX_EVENTS, deps.batch_within.total_seconds()):
+        async for events in take_events(deps.batch_max_events, deps.batch_within.total_seconds()):
             current = current_events(events, app.consumer_generation_id)
             if current:
                 yield current

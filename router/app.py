@@ -124,6 +124,7 @@ def create_app(
             metrics=router_metrics,
             verticals=frozenset(v for buyer in seed.buyers for v in buyer.verticals),
             batch_within=timedelta(milliseconds=settings.batch_within_ms),
+            batch_max_events=settings.batch_max_events,
         ),
     )
 

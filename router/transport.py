@@ -222,7 +222,8 @@ class Consumer(faust_aiokafka.Consumer):
             await self.perform_seek()
         rest = set(tps) - self._held_until_seek
         self._buffered_partitions.difference_update(rest)
-        super().resume_partitions(rest)
+        # Through the hold: while a seek is pending, a resumed partition waits for it.
+        self.resume_partitions(rest)
 
 
 class _Producer(faust_aiokafka.Producer):

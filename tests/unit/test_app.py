@@ -7,7 +7,7 @@ import pytest
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from router import catalog, metrics
+from router import agents, catalog, metrics
 from router.app import create_app, fetch_stalled_partitions
 from router.settings import Settings
 from router.stalls import StallWatch
@@ -45,3 +45,15 @@ async def test_a_stalled_stream_partition_is_logged_counted_and_fetched_again(
     assert stalled in app.consumer._get_active_partitions()
     assert router_metrics.partitions_refetched.labels("unknown")._value.get() == 1
     assert any(getattr(r, "topic", None) == stalled.topic for r in caplog.records)
+
+
+def test_batch_settings_reach_the_agents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[agents.Deps] = []
+    monkeypatch.setattr(agents, "register", lambda topology, deps: seen.append(deps))
+    settings = Settings(
+        bootstrap_servers="127.0.0.1:1", data_dir=tmp_path, batch_max_events=7, batch_within_ms=3
+    )
+    create_app(settings, [])
+    (deps,) = seen
+    assert deps.batch_max_events == 7
+    assert deps.batch_within.total_seconds() == 0.003

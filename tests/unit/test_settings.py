@@ -98,3 +98,11 @@ def test_batch_wait_is_read_and_never_zero(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("ROUTER_BATCH_WITHIN_MS", "0")
     with pytest.raises(ValidationError, match="batch_within_ms"):
         Settings()
+
+
+def test_batch_size_is_read_and_at_least_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTER_BATCH_MAX_EVENTS", "250")
+    assert Settings().batch_max_events == 250
+    monkeypatch.setenv("ROUTER_BATCH_MAX_EVENTS", "0")
+    with pytest.raises(ValidationError, match="batch_max_events"):
+        Settings()

@@ -248,3 +248,18 @@ async def test_stalled_partitions_are_fetched_again_a_held_one_after_a_seek(  # 
     assert seeks and STREAM not in seeks[0], "the held partition is sought before it is fetched"
     assert consumer.not_fetched() == {}
     assert not consumer._buffered_partitions
+
+
+async def test_a_stalled_partition_fetched_again_before_a_pending_seek_waits_for_it(  # type: ignore[no-untyped-def]
+    consumer, monkeypatch
+) -> None:
+    consumer, _ = consumer
+    monkeypatch.setattr(consumer, "assignment", lambda: {STREAM})
+    await consumer.on_partitions_assigned({STREAM}, 1)
+    consumer.pause_partitions({STREAM})  # as Faust does until recovery ends
+
+    await consumer.fetch_again({STREAM})
+    assert STREAM not in consumer._get_active_partitions(), "fetched before its seek: section 4"
+    assert consumer.not_fetched()[STREAM].reason == "held_until_seek"
+    await consumer.perform_seek()
+    assert STREAM in consumer._get_active_partitions()
