@@ -46,7 +46,7 @@ class Deps:
     metrics: Metrics
     verticals: frozenset[str] = field(default_factory=frozenset)
     batch_within: timedelta = timedelta(milliseconds=10)
-    batch_max_events: int = 2000
+    batch_max_events: int = 500
 
 
 def current_events(events: Iterable[EventT], generation_id: int) -> list[EventT]:

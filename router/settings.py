@@ -48,8 +48,8 @@ class Settings(BaseSettings):
     # previous one, so this bounds the latency a quiet stream adds per hop.
     batch_within_ms: int = Field(default=10, ge=1)  # 0 would mean "until full"
     # The most events a batch takes. A backlog drains in full batches; each one waits for its
-    # changelog records once (docs/performance.md row 27: 2000 beat 500).
-    batch_max_events: int = Field(default=2000, ge=1)
+    # changelog records once. 2000 measured no faster than 500 (docs/performance.md row 27).
+    batch_max_events: int = Field(default=500, ge=1)
     # For brokers that report the start of the last batch as a partition's end offset (the
     # embedded one): table recovery then reads on to the true end. Kafka needs no help.
     verify_end_offsets: bool = False
