@@ -22,11 +22,14 @@ pytestmark = pytest.mark.integration
 HUGE = b'{"event_id": "huge-1", "junk": "' + b"x" * 900_000 + b'"'  # truncated JSON
 
 
-async def send(bootstrap: str, payload: bytes) -> None:
-    client = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=2 * len(payload))
+async def send(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
+    """Each (topic, key, value) in order, each acknowledged before the next."""
+    largest = max(len(value) for _, _, value in records)
+    client = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=2 * largest + 1024)
     await client.start()
     try:
-        await client.send_and_wait(catalog.INTAKE["form"], payload, key=b"huge-1")
+        for topic, key, value in records:
+            await client.send_and_wait(topic, value, key=key)
     finally:
         await client.stop()
 
@@ -37,7 +40,7 @@ def test_a_huge_malformed_payload_is_a_dead_letter_with_its_exact_bytes(
     buyers_file, _ = write_buyers(tmp_path)
     group = workers(buyers_file)
     group.start()
-    asyncio.run(send(group.broker.bootstrap_servers, HUGE))
+    asyncio.run(send(group.broker.bootstrap_servers, [(catalog.INTAKE["form"], b"huge-1", HUGE)]))
 
     def dead_lettered() -> tuple[bool, object]:
         dead = [codec.decode(DeadLetter, r.value) for r in read(group.broker, catalog.REJECTED)]
@@ -60,16 +63,6 @@ UNREADABLE = {
 }
 
 
-async def send_unreadable(bootstrap: str) -> None:
-    client = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await client.start()
-    try:
-        for topic, (key, value) in UNREADABLE.items():
-            await client.send_and_wait(topic, value, key=key)
-    finally:
-        await client.stop()
-
-
 def test_an_unreadable_record_on_a_stage_topic_is_a_dead_letter_and_the_agent_goes_on(
     workers, tmp_path: Path
 ) -> None:
@@ -77,7 +70,7 @@ def test_an_unreadable_record_on_a_stage_topic_is_a_dead_letter_and_the_agent_go
     group = workers(buyers_file)
     group.start()
     bootstrap = group.broker.bootstrap_servers
-    asyncio.run(send_unreadable(bootstrap))
+    asyncio.run(send(bootstrap, [(t, k, v) for t, (k, v) in UNREADABLE.items()]))
     # Valid leads after them: each stage's agent must still be running to decide these.
     report = asyncio.run(produce(bootstrap, 40, rate=0, seed=5, keep_events=True))
     valid = {e.event_id for e in report.events if e.kind == "valid"}
