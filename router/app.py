@@ -39,7 +39,20 @@ def broker_urls(bootstrap_servers: str) -> list[str]:
 async def fetch_stalled_partitions(
     app: faust.App, stalls: StallWatch[Any], router_metrics: metrics.Metrics
 ) -> None:
-    """Log and fetch again the stream partitions left out of the fetch (`router/stalls.py`)."""
+    """Log and fetch again the stream partitions left out of the fetch (`router/stalls.py`).
+
+    Never raises: it runs in a Faust timer, where an exception would crash the worker, and its
+    seek talks to the broker, which may be briefly unreachable.
+    """
+    try:
+        await _fetch_stalled_partitions(app, stalls, router_metrics)
+    except Exception as exc:
+        log.warning("stalled-partition check failed", extra={"error": repr(exc)})
+
+
+async def _fetch_stalled_partitions(
+    app: faust.App, stalls: StallWatch[Any], router_metrics: metrics.Metrics
+) -> None:
     consumer = cast(Consumer, app.consumer)
     recovered = cast(TableManager, app.tables).recovery.completed.is_set()
     if app.rebalancing or app.in_recovery or not recovered:

@@ -57,3 +57,21 @@ def test_batch_settings_reach_the_agents(tmp_path: Path, monkeypatch: pytest.Mon
     (deps,) = seen
     assert deps.batch_max_events == 7
     assert deps.batch_within.total_seconds() == 0.003
+
+
+async def test_a_failing_stall_check_does_not_escape_the_timer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(bootstrap_servers="127.0.0.1:1", data_dir=tmp_path)
+    app, _ = create_app(settings, [])
+    stalled = TP(catalog.INTAKE["call"], 1)
+    monkeypatch.setattr(app.consumer, "assignment", lambda: {stalled})
+    app.consumer._set_active_tps(set())
+    app.tables.recovery.completed.set()
+
+    async def broker_unreachable(tps: object) -> None:
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(app.consumer, "fetch_again", broker_unreachable)
+    # A Faust timer that raises crashes the worker.
+    await fetch_stalled_partitions(app, StallWatch(after_s=0), metrics.create(CollectorRegistry()))
