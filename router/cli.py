@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging.config
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar
 
@@ -14,6 +14,7 @@ import click
 
 from router import catalog
 from router.buyers import BuyersConfig
+from router.catalog import TopicSpec
 from router.config_file import ConfigError, load_config
 from router.settings import Settings
 
@@ -55,6 +56,20 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def topics_or_exit(settings: Settings, specs: Sequence[TopicSpec]) -> dict[str, str]:
+    """Create the missing topics, or exit naming each topic with the wrong partition count."""
+    from router.admin import PartitionCountMismatch, ensure_topics
+
+    try:
+        return asyncio.run(
+            ensure_topics(
+                settings.bootstrap_servers, specs, settings.partitions, settings.replication_factor
+            )
+        )
+    except PartitionCountMismatch as err:
+        fail(str(err), code=2)
+
+
 def run_against(bootstrap_servers: str, work: Coroutine[Any, Any, T]) -> T:
     """Run a control command's I/O; a broker problem is one line for the operator."""
     from aiokafka.errors import KafkaError
@@ -79,7 +94,6 @@ def worker(**options: Any) -> None:
     """Run a router worker. Workers with the same app id share the partitions."""
     from faust import Worker
 
-    from router.admin import ensure_topics
     from router.app import create_app
     from router.logs import logging_config
 
@@ -87,14 +101,7 @@ def worker(**options: Any) -> None:
     config = config_or_exit(settings.buyers_file)
     if settings.create_topics:
         specs = catalog.catalog(settings.app_id, (b.id for b in config.buyers))
-        asyncio.run(
-            ensure_topics(
-                settings.bootstrap_servers,
-                specs,
-                settings.partitions,
-                settings.replication_factor,
-            )
-        )
+        topics_or_exit(settings, specs)
     app, _ = create_app(settings, config)
     # Our own config, not Faust's: it left the root logger at DEBUG, so every library
     # debug call built a log record (6 % of CPU in a profile) only for a handler to drop it.
@@ -112,16 +119,10 @@ def topics() -> None:
 @buyers_option
 def topics_create(**options: Any) -> None:
     """Create every catalog topic and one buyer.<id> topic per buyer. Idempotent."""
-    from router.admin import ensure_topics
-
     settings = settings_from(**options)
     buyers = buyers_or_exit(settings.buyers_file)
     specs = catalog.catalog(settings.app_id, (b.id for b in buyers))
-    result = asyncio.run(
-        ensure_topics(
-            settings.bootstrap_servers, specs, settings.partitions, settings.replication_factor
-        )
-    )
+    result = topics_or_exit(settings, specs)
     for name in sorted(result):
         click.echo(f"{result[name]:8} {name}")
 

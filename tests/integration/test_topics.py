@@ -63,3 +63,25 @@ def test_produce_writes_every_channel(broker: EmbeddedBroker) -> None:
     records = read(broker, *catalog.INTAKE.values())
     assert len(records) >= 200
     assert {r.topic for r in records} == set(catalog.INTAKE.values())
+
+
+def test_a_co_partitioned_topic_with_another_count_is_refused_before_any_creation(
+    fresh_broker: EmbeddedBroker,
+) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    async def create_feedback_upstream() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=fresh_broker.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(catalog.FEEDBACK, 3, 1)])
+        finally:
+            await admin.close()
+
+    asyncio.run(create_feedback_upstream())
+    result = router(fresh_broker, "topics", "create", ROUTER_PARTITIONS="2")
+
+    assert result.returncode == 2, result.stdout
+    assert f"topic '{catalog.FEEDBACK}' has 3 partitions; the router needs 2" in result.stderr
+    counts = asyncio.run(partition_counts(fresh_broker, [catalog.OFFERS]))
+    assert counts == {catalog.OFFERS: 0}, "nothing may be created next to a wrong topic"
