@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from chaos_conftest import (
+    PARTITIONS,
     WORKER_ENV,
     Load,
     audit,
@@ -45,7 +46,7 @@ def _rss_kib(pid: int) -> int:
 
 def test_backpressure(workers, buyers_file: tuple[Path, dict[str, Buyer]]) -> None:  # type: ignore[no-untyped-def]
     path, buyers = buyers_file
-    group = workers(path)
+    group = workers(path, partitions=PARTITIONS)
     worker = group.start(**WORKER_ENV)
     wait_ready(group, worker)
     rss_ready = _rss_kib(worker.pid)

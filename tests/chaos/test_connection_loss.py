@@ -20,6 +20,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from chaos_conftest import (
+    PARTITIONS,
     WORKER_ENV,
     Load,
     Workers,
@@ -174,7 +175,7 @@ def test_connection_loss(tmp_path: Path, buyers_file: tuple[Path, dict[str, Buye
     broker = embedded.start(tmp_path / "tansu.log", advertised_port=proxy.listen_port)
     proxy.target_port = broker.port
     via_proxy = f"127.0.0.1:{proxy.listen_port}"
-    group = Workers(broker, path, tmp_path)
+    group = Workers(broker, path, tmp_path, partitions=PARTITIONS)
     load: Load | None = None
     failed = True
     try:

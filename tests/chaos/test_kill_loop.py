@@ -17,6 +17,7 @@ from chaos_conftest import (
     MARK_READY,
     MARK_REJOIN,
     MARK_REVOKE,
+    PARTITIONS,
     WORKER_ENV,
     Load,
     audit,
@@ -38,7 +39,7 @@ BUDGET_S = 7 * 60  # the kill loop itself; the audit adds its own bounded wait
 
 def test_kill_loop(workers, buyers_file: tuple[Path, dict[str, Buyer]]) -> None:  # type: ignore[no-untyped-def]
     path, buyers = buyers_file
-    group = workers(path)
+    group = workers(path, partitions=PARTITIONS)
     rng = seeded("kill_loop")
     slots = [group.start(**WORKER_ENV), group.start(**WORKER_ENV)]
     for process in slots:

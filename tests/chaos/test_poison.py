@@ -26,7 +26,15 @@ from typing import Any
 
 import orjson
 import pytest
-from chaos_conftest import WORKER_ENV, agent_failures, audit, log_text, seeded, wait_ready
+from chaos_conftest import (
+    PARTITIONS,
+    WORKER_ENV,
+    agent_failures,
+    audit,
+    log_text,
+    seeded,
+    wait_ready,
+)
 
 from router import catalog
 from router.buyers import Buyer
@@ -360,7 +368,7 @@ async def _send(
 
 def test_poison(workers, buyers_file: tuple[Path, dict[str, Buyer]]) -> None:  # type: ignore[no-untyped-def]
     path, buyers = buyers_file
-    group = workers(path)
+    group = workers(path, partitions=PARTITIONS)
     processes = [group.start(**WORKER_ENV), group.start(**WORKER_ENV)]
     for process in processes:
         wait_ready(group, process)

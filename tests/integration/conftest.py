@@ -38,13 +38,15 @@ class Workers(WorkerProcesses):
     """Worker subprocesses tuned for tests: a short session timeout, so a killed worker's
     partitions move on within seconds."""
 
-    def __init__(self, broker: EmbeddedBroker, buyers_file: Path, log_dir: Path) -> None:
+    def __init__(
+        self, broker: EmbeddedBroker, buyers_file: Path, log_dir: Path, partitions: int = 2
+    ) -> None:
         super().__init__(
             broker.bootstrap_servers,
             buyers_file,
             log_dir,
             app_id="router-test",
-            partitions=2,
+            partitions=partitions,
             env={"ROUTER_SESSION_TIMEOUT_S": "6", "ROUTER_REBALANCE_TIMEOUT_S": "10"},
         )
         self.broker = broker
@@ -59,8 +61,8 @@ def workers(
 ) -> Iterator[Callable[[Path], Workers]]:
     made: list[Workers] = []
 
-    def make(buyers_file: Path) -> Workers:
-        created = Workers(fresh_broker, buyers_file, tmp_path)
+    def make(buyers_file: Path, partitions: int = 2) -> Workers:
+        created = Workers(fresh_broker, buyers_file, tmp_path, partitions)
         # As `router topics create` does before any traffic in a deployment: a producer that
         # wins the race against the worker's own creation gets broker-default partitions.
         specs = catalog.catalog(created.app_id, (b.id for b in load_buyers(buyers_file)))
