@@ -225,10 +225,11 @@ def register(topology: Topology, deps: Deps) -> None:
             for event in events:
                 started = time.perf_counter()
                 now = deps.clock()
+                raw = event.value or b""
                 try:
-                    lead = codec.decode(NormalizedLead, event.value or b"")
+                    lead = codec.decode(NormalizedLead, raw)
                 except ValidationError as error:
-                    emitted.append(intake.unreadable(event.value or b"", _ref(event), error, now))
+                    emitted.append(intake.unreadable(raw, _ref(event), error, now))
                     continue
                 state = topology.dedup.get(lead.fingerprint) or {}
                 new_state, emits = screening.screen(
@@ -262,11 +263,11 @@ def register(topology: Topology, deps: Deps) -> None:
         async for events in batches(stream):
             emitted: list[Emit] = []
             for event in events:
+                raw = event.value or b""
                 try:
-                    bundle = quality.read_signals(event.value or b"")
+                    bundle = quality.read_signals(raw)
                 except ValidationError as error:
-                    letter = intake.unreadable(event.value or b"", _ref(event), error, deps.clock())
-                    emitted.append(letter)
+                    emitted.append(intake.unreadable(raw, _ref(event), error, deps.clock()))
                     continue
                 stored = table.get(quality.stats_key(bundle.publisher_id))
                 stats = PublisherQuality.model_validate(stored) if stored else None
