@@ -28,12 +28,17 @@ an ack can land after the new assignment has set the committed offset, and make 
 past a record the new generation has not processed yet. Acks of earlier generations are
 ignored here: the record is fetched again under the new generation and acked then.
 
-Last, it names the stream partitions it is not fetching and why (`not_fetched`), and puts them
-back (`fetch_again`), for the watch in `router/stalls.py`.
+It names the stream partitions it is not fetching and why (`not_fetched`), and puts them back
+(`fetch_again`), for the watch in `router/stalls.py`.
+
+Last, a speed-up: Faust's fetch loop races each record's callback against the flow's suspension
+with four tasks; the consumer below runs the callback's first step at once and races only a
+callback that suspends (`router/eager.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Set
 from typing import Any, cast
@@ -41,7 +46,9 @@ from typing import Any, cast
 import aiokafka
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
+from mode.services import WaitResults
 
+from router import eager
 from router.offset_holes import HoleGuard
 from router.stalls import NotFetched
 
@@ -196,6 +203,33 @@ class Consumer(faust_aiokafka.Consumer):
         self._seek_pending = bool(self._held_until_seek)
         super().resume_partitions(held)
 
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
+        """Faust's fetch loop calls this once per fetched record, with the conductor's
+        callback and the flow's suspension (`wait_first(callback(message),
+        suspend_flow.wait())`). The callback's first step runs at once; when it finishes
+        there (it nearly always does), no task is made. One that suspends races the
+        suspension from where it stopped, as Faust's does from the start. Other calls, and any
+        once the consumer stops, go to Faust's own."""
+        if (
+            timeout is not None
+            or len(coros) != 2
+            or not asyncio.iscoroutine(coros[0])
+            or self._stopped.is_set()
+            or self._crashed.is_set()
+        ):
+            return await super().wait_first(*coros, timeout=timeout)
+        callback, suspended = coros
+        try:
+            finished, outcome = eager.run_first_step(callback)
+        except BaseException:
+            _close(suspended)
+            raise
+        if finished:
+            _close(suspended)
+            return WaitResults([callback], [outcome], False)
+        rest = cast(eager.Started[Any], outcome)
+        return await super().wait_first(eager.finish(rest), suspended)
+
     def not_fetched(self) -> dict[TP, NotFetched]:
         """Assigned stream partitions Faust is not fetching now, and why."""
         active = self._get_active_partitions()
@@ -224,6 +258,12 @@ class Consumer(faust_aiokafka.Consumer):
         self._buffered_partitions.difference_update(rest)
         # Through the hold: while a seek is pending, a resumed partition waits for it.
         self.resume_partitions(rest)
+
+
+def _close(waitable: Any) -> None:
+    """Close a coroutine that will not be awaited (Python warns about it otherwise)."""
+    if asyncio.iscoroutine(waitable):
+        waitable.close()
 
 
 class _Producer(faust_aiokafka.Producer):

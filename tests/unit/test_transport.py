@@ -7,12 +7,14 @@ between made it drop re-fetched records and commit past events it never processe
 from __future__ import annotations
 
 import asyncio
+import inspect
 from types import SimpleNamespace
 
 import pytest
 from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
+from mode.utils.locks import Event
 
 from router import catalog
 from router.app import create_app
@@ -263,3 +265,75 @@ async def test_a_stalled_partition_fetched_again_before_a_pending_seek_waits_for
     assert consumer.not_fetched()[STREAM].reason == "held_until_seek"
     await consumer.perform_seek()
     assert STREAM in consumer._get_active_partitions()
+
+
+async def test_a_record_callback_that_does_not_suspend_skips_the_race(  # type: ignore[no-untyped-def]
+    consumer, monkeypatch
+) -> None:
+    consumer, _ = consumer
+    raced: list[object] = []
+
+    async def race(self, *coros, timeout=None):  # type: ignore[no-untyped-def]
+        raced.append(coros)
+        return await original(self, *coros, timeout=timeout)
+
+    original = faust_aiokafka.Consumer.wait_first
+    monkeypatch.setattr(faust_aiokafka.Consumer, "wait_first", race)
+    delivered: list[int] = []
+
+    async def callback(offset: int) -> None:
+        delivered.append(offset)
+
+    suspended = consumer.suspend_flow.wait()
+    result = await consumer.wait_first(callback(5), suspended)
+    assert delivered == [5]
+    assert result.results == [None] and not result.stopped
+    assert raced == [], "no tasks for a callback that finished in its first step"
+    assert inspect.getcoroutinestate(suspended) == inspect.CORO_CLOSED
+
+
+def on_this_loop(consumer):  # type: ignore[no-untyped-def]
+    """The fixture's consumer (made outside any loop), its tasks and the events Faust's race
+    waits on bound to the test's own event loop."""
+    consumer.loop = asyncio.get_running_loop()
+    consumer.suspend_flow, consumer._stopped, consumer._crashed = Event(), Event(), Event()
+    return consumer
+
+
+async def test_a_blocked_record_callback_still_gives_way_to_a_suspended_flow(consumer) -> None:  # type: ignore[no-untyped-def]
+    consumer = on_this_loop(consumer[0])
+    buffer_has_room = asyncio.Event()
+    outcome: list[str] = []
+
+    async def callback() -> None:
+        outcome.append("started")
+        try:
+            await buffer_has_room.wait()  # e.g. a full stream buffer during a rebalance
+            outcome.append("delivered")
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    waiting = asyncio.ensure_future(consumer.wait_first(callback(), consumer.suspend_flow.wait()))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert outcome == ["started"] and not waiting.done()
+    consumer.suspend_flow.set()
+    result = await asyncio.wait_for(waiting, timeout=5)
+    assert outcome == ["started", "cancelled"]
+    assert result.results == [True], "the suspension won the race"
+
+
+async def test_a_blocked_record_callback_that_resumes_is_delivered(consumer) -> None:  # type: ignore[no-untyped-def]
+    consumer = on_this_loop(consumer[0])
+    buffer_has_room = asyncio.Event()
+
+    async def callback() -> str:
+        await buffer_has_room.wait()
+        return "delivered"
+
+    waiting = asyncio.ensure_future(consumer.wait_first(callback(), consumer.suspend_flow.wait()))
+    await asyncio.sleep(0)
+    buffer_has_room.set()
+    result = await asyncio.wait_for(waiting, timeout=5)
+    assert result.results == ["delivered"] and not result.stopped
