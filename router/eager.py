@@ -12,6 +12,7 @@ race where it stopped (`Started`), so the race sees the same coroutine, just fur
 from __future__ import annotations
 
 from collections.abc import Coroutine, Generator
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -19,6 +20,9 @@ T = TypeVar("T")
 
 class Started(Generic[T]):
     """A coroutine already run to its first suspension; awaiting this runs the rest.
+
+    It is an awaitable, not a coroutine: `asyncio.ensure_future` and `Service.wait_first`
+    take it as they are.
 
     What the coroutine yielded (the future it waits on) is yielded on to whoever awaits this;
     what comes back (a result, an exception, a cancellation) is passed on to the coroutine.
@@ -47,18 +51,16 @@ class Started(Generic[T]):
                 except StopIteration as stop:
                     return stop.value
 
-    def close(self) -> None:
-        """Drop the rest unrun (the coroutine sees GeneratorExit where it stopped)."""
-        self._coro.close()
+
+@dataclass(frozen=True, slots=True)
+class Finished(Generic[T]):
+    """A coroutine that finished in its first step, and what it returned."""
+
+    value: T
 
 
-async def finish(started: Started[T]) -> T:
-    """A coroutine of the rest, for APIs that take coroutines (`ensure_future`)."""
-    return await started
-
-
-def run_first_step(coro: Coroutine[Any, Any, T]) -> tuple[bool, T | Started[T]]:
-    """(True, result) if the coroutine finished without suspending, else (False, the rest).
+def run_first_step(coro: Coroutine[Any, Any, T]) -> Finished[T] | Started[T]:
+    """Finished if the coroutine ended without suspending, else the rest to await.
 
     An exception the coroutine raises in its first step is raised here. Must be called from
     inside a running task, as the coroutine would have run in one.
@@ -66,5 +68,5 @@ def run_first_step(coro: Coroutine[Any, Any, T]) -> tuple[bool, T | Started[T]]:
     try:
         yielded = coro.send(None)
     except StopIteration as stop:
-        return True, stop.value
-    return False, Started(coro, yielded)
+        return Finished(stop.value)
+    return Started(coro, yielded)

@@ -220,15 +220,14 @@ class Consumer(faust_aiokafka.Consumer):
             return await super().wait_first(*coros, timeout=timeout)
         callback, suspended = coros
         try:
-            finished, outcome = eager.run_first_step(callback)
+            outcome = eager.run_first_step(callback)
         except BaseException:
             _close(suspended)
             raise
-        if finished:
+        if isinstance(outcome, eager.Finished):
             _close(suspended)
-            return WaitResults([callback], [outcome], False)
-        rest = cast(eager.Started[Any], outcome)
-        return await super().wait_first(eager.finish(rest), suspended)
+            return WaitResults([callback], [outcome.value], False)
+        return await super().wait_first(outcome, suspended)
 
     def not_fetched(self) -> dict[TP, NotFetched]:
         """Assigned stream partitions Faust is not fetching now, and why."""

@@ -21,7 +21,7 @@ async def _returns(value: int) -> int:
 
 async def test_a_coroutine_that_never_suspends_finishes_in_its_first_step() -> None:
     coro = _returns(7)
-    assert eager.run_first_step(coro) == (True, 7)
+    assert eager.run_first_step(coro) == eager.Finished(7)
     assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
 
 
@@ -35,10 +35,10 @@ async def test_the_rest_of_a_suspended_coroutine_gets_what_it_waited_for() -> No
         seen.append(got)
         return got + "!"
 
-    finished, rest = eager.run_first_step(waits())
-    assert not finished
+    rest = eager.run_first_step(waits())
+    assert isinstance(rest, eager.Started)
     assert seen == ["before"], "the first step ran at once, up to the wait"
-    task = asyncio.ensure_future(eager.finish(rest))  # type: ignore[arg-type]
+    task = asyncio.ensure_future(rest)
     await asyncio.sleep(0)
     assert not task.done()
     gate.set_result("opened")
@@ -65,24 +65,14 @@ async def test_cancelling_the_rest_reaches_the_coroutine_where_it_waits() -> Non
             cleaned.append("cancelled")
             raise
 
-    _, rest = eager.run_first_step(waits())
-    task = asyncio.ensure_future(eager.finish(rest))  # type: ignore[arg-type]
+    rest = eager.run_first_step(waits())
+    assert isinstance(rest, eager.Started)
+    task = asyncio.ensure_future(rest)
     await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cleaned == ["cancelled"]
-
-
-async def test_a_rest_dropped_unrun_closes_its_coroutine() -> None:
-    async def sleeps() -> None:
-        await asyncio.sleep(0)
-
-    coro = sleeps()
-    _, rest = eager.run_first_step(coro)
-    assert isinstance(rest, eager.Started)
-    rest.close()
-    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
 
 
 # A step: yield to the loop, wait on a future settled later (with a value or an error), or
@@ -123,8 +113,8 @@ async def _outcome(coro: Any) -> tuple[str, Any]:
 
 
 async def _eagerly(steps: list[tuple[str, int]], loop: asyncio.AbstractEventLoop) -> Any:
-    finished, outcome = eager.run_first_step(_script(steps, loop))
-    return outcome if finished else await eager.finish(outcome)  # type: ignore[arg-type]
+    outcome = eager.run_first_step(_script(steps, loop))
+    return outcome.value if isinstance(outcome, eager.Finished) else await outcome
 
 
 @settings(max_examples=200, deadline=None)
