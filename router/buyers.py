@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from router.contract import CHANNELS, Channel
+from router.contract import CHANNELS, Channel, ContactChannel
 
 US_STATES = frozenset(
     [
@@ -219,6 +219,11 @@ class Buyer(_Frozen):
     caps: Caps = Field(default_factory=Caps)
     timezone: str = "America/New_York"
     requires_consent: bool = False
+    contact_by: list[ContactChannel] = Field(
+        default_factory=list,
+        description="How the buyer reaches the consumer. Each must be in the lead's"
+        " consent.channels, under a consent that names the buyer; empty means not checked",
+    )
     fields: list[ContactField] | None = Field(
         default=None, description="Contact fields written to the buyer topic; None means all"
     )

@@ -185,7 +185,10 @@ def buyers_show(file: Path) -> None:
     for b in loaded:
         where = ",".join(b.states) or ",".join(f"{z}*" for z in b.postal_codes) or "any"
         caps = " ".join(f"{k}={v}" for k, v in b.caps.model_dump().items() if v is not None)
-        consent = " (consent)" if b.requires_consent else ""
+        if b.contact_by:
+            consent = f" (consent: {','.join(b.contact_by)})"
+        else:
+            consent = " (consent)" if b.requires_consent else ""
         table.add_row(
             b.id + consent,
             ",".join(b.verticals),

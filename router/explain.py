@@ -36,6 +36,8 @@ def reason_text(reason: str) -> str:
     """A buyer's verdict code in words; a code it does not know, as it is."""
     if reason.startswith("filtered:"):
         return f"did not match its {reason.removeprefix('filtered:')} filter"
+    if reason.startswith("consent:"):
+        return f"may not contact the consumer by {reason.removeprefix('consent:')}"
     if reason.startswith("capped:"):
         return f"had reached its {reason.removeprefix('capped:')} cap"
     return _VERDICTS.get(reason, reason)

@@ -59,8 +59,15 @@ def rejection_reason(
     # Calls need someone to pick up; other channels can wait if the buyer says so.
     if (lead.channel == "call" or not buyer.accept_after_hours) and not is_open(buyer, now):
         return "closed"
-    if buyer.requires_consent and not _consented(buyer.id, lead, policy, now):
+    if (buyer.requires_consent or buyer.contact_by) and not _consented(buyer.id, lead, policy, now):
         return "consent"
+    if buyer.contact_by:
+        # Consent to be called is not consent to be texted (TCPA): each way the buyer reaches
+        # the consumer must be named. _consented has checked that consent is there.
+        allowed = lead.consent.channels if lead.consent is not None else ()
+        for way in buyer.contact_by:
+            if way not in allowed:
+                return "consent:" + way
     return None
 
 

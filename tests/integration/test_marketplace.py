@@ -35,6 +35,7 @@ def form_event(
     state: str = "NY",
     postal_code: str = "10001",
     sellers: list[str] | None = None,
+    contact_channels: list[str] | None = None,
     publisher: str = "pub-1",
 ) -> tuple[str, bytes]:
     event_id = str(uuid.uuid4())
@@ -54,6 +55,8 @@ def form_event(
     }
     if sellers is not None:
         event["consent"] = {"captured_at": now.isoformat(), "sellers": sellers}
+        if contact_channels is not None:
+            event["consent"]["channels"] = contact_channels
     return event_id, orjson.dumps(event)
 
 
@@ -322,6 +325,7 @@ buyers:
     verticals: [solar, roofing]
     price: 60
     requires_consent: true
+    contact_by: [call, sms]
     caps: {daily: 20}
   - id: r-one
     name: Roofing one
@@ -348,8 +352,9 @@ def test_mixed_shared_and_exclusive_run_respects_every_limit(workers, tmp_path: 
     for index in range(160):
         vertical = rng.choice(["solar", "solar", "roofing"])
         sellers = rng.choice([None, ["s-consent"], ["*"], ["someone-else"]])
+        ways = rng.choice([["call", "sms"], ["sms", "email", "call"], ["call"], ["email"]])
         event_id, payload = form_event(
-            vertical=vertical, phone=f"212555{index:04d}", sellers=sellers
+            vertical=vertical, phone=f"212555{index:04d}", sellers=sellers, contact_channels=ways
         )
         records.append((catalog.INTAKE["form"], event_id.encode(), payload))
     send(broker, *records)
@@ -381,6 +386,8 @@ def test_mixed_shared_and_exclusive_run_respects_every_limit(workers, tmp_path: 
         if buyers[lead.buyer_id].requires_consent:
             sellers = lead.consent.sellers if lead.consent else []
             assert lead.buyer_id in sellers or "*" in sellers, "sold outside its consent scope"
+        allowed = lead.consent.channels if lead.consent else []
+        assert set(buyers[lead.buyer_id].contact_by) <= set(allowed), "contact not consented"
         assert lead.exclusive == (lead.buyer_id == "s-excl" or lead.vertical == "roofing")
 
     # The run exercised what it claims to: shared sales, exclusive sales, and caps reached.
@@ -392,6 +399,8 @@ def test_mixed_shared_and_exclusive_run_respects_every_limit(workers, tmp_path: 
         v.reason for records in decisions_by_key(broker).values() for v in records[0].considered
     )
     assert reasons["capped:daily"] > 0 and reasons["consent"] > 0, reasons
+    assert reasons["consent:call"] + reasons["consent:sms"] > 0, reasons
+    assert sold["s-consent"], "nothing reached s-consent: the consent path went unexercised"
     sold_prices = [
         s.price for records in decisions_by_key(broker).values() for s in records[0].sales
     ]

@@ -49,6 +49,7 @@ def test_example_file_loads() -> None:
     verticals = {v for b in buyers for v in b.verticals}
     assert {"auto_insurance", "mortgage", "education", "home_services", "saas"} <= verticals
     assert any(b.requires_consent for b in buyers)
+    assert any(b.contact_by for b in buyers)
     assert any(b.caps.daily is not None and b.caps.daily <= 50 for b in buyers)
     assert len({b.timezone for b in buyers}) >= 4
 
@@ -85,6 +86,13 @@ def test_bad_timezone(tmp_path: Path) -> None:
     err = refused(write(tmp_path, TWO_BUYERS.replace("America/Los_Angeles", "Pacific/Nowhere")))
     assert (err.line, err.buyer, err.field) == (14, "coastal", "timezone")
     assert err.reason == "not an IANA time zone: 'Pacific/Nowhere'"
+
+
+def test_an_unknown_contact_channel_is_refused(tmp_path: Path) -> None:
+    text = TWO_BUYERS.replace("    price: 80\n", "    price: 80\n    contact_by: [call, fax]\n")
+    err = refused(write(tmp_path, text))
+    assert (err.line, err.buyer, err.field) == (14, "coastal", "contact_by.1")
+    assert "'call', 'sms' or 'email'" in err.reason
 
 
 def test_missing_price_points_at_the_buyer(tmp_path: Path) -> None:

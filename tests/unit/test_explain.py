@@ -34,6 +34,7 @@ def decision(**fields: Any) -> Decision:
         ("capped:daily", "had reached its daily cap"),
         ("budget", "had spent its budget"),
         ("consent", "is not named in the consumer's consent"),
+        ("consent:sms", "may not contact the consumer by sms"),
         ("outbid", "was ranked below the buyer that got it"),
         ("slots_full", "had no free call slot"),
         ("sold", "bought it"),

@@ -102,6 +102,7 @@ CHECKS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"schedule": {"hours": {"wed": ["12:00-17:00"]}}},
     ),
     ("consent", {"requires_consent": True}, {"requires_consent": True, "id": "other"}),
+    ("consent:email", {"contact_by": ["call", "sms"]}, {"contact_by": ["sms", "email"]}),
 ]
 CODES = [code for code, _, _ in CHECKS]
 
@@ -110,7 +111,9 @@ def strict_lead() -> NormalizedLead:
     return make_lead(
         age_s=5,
         attributes={"credit_score": 700},
-        consent=Consent(sellers=["acme"], captured_at=NOW - timedelta(days=1)),
+        consent=Consent(
+            sellers=["acme"], captured_at=NOW - timedelta(days=1), channels=["call", "sms"]
+        ),
     )
 
 

@@ -59,6 +59,22 @@ def test_each_filter_leaves_the_buyer_out_with_its_reason() -> None:
     assert reason_for(make_buyer(requires_consent=True), consented) is None
 
 
+def test_a_buyer_gets_only_leads_consented_for_each_way_it_makes_contact() -> None:
+    texts = make_buyer(contact_by=["call", "sms"])
+    # Declaring how it makes contact asks for consent naming the buyer, as requires_consent.
+    assert reason_for(texts, make_lead()) == "consent"
+    elsewhere = Consent(sellers=["other"], channels=["call", "sms"])
+    assert reason_for(texts, make_lead(consent=elsewhere)) == "consent"
+    calls_only = Consent(sellers=["acme"], channels=["call"])
+    assert reason_for(texts, make_lead(consent=calls_only)) == "consent:sms"
+    no_channels = Consent(sellers=["*"])
+    assert reason_for(texts, make_lead(consent=no_channels)) == "consent:call"
+    both = Consent(sellers=["*"], channels=["sms", "email", "call"])
+    assert reason_for(texts, make_lead(consent=both)) is None
+    # A buyer that does not say how it makes contact is not held to the channels.
+    assert reason_for(make_buyer(requires_consent=True), make_lead(consent=calls_only)) is None
+
+
 def test_a_changed_market_is_matched_against_its_own_buyers() -> None:
     # Matching settles paused and other-vertical buyers once per config and vertical; a new
     # config (the control plane replaced the market) must never get the old one's answers.
