@@ -17,13 +17,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from faust.types import EventT, StreamT
+from faust.types import EventT, StreamT, TableT
 from pydantic import ValidationError
 
-from router import accounting, codec, feedback, intake, observability, offering, quality, screening
+from router import (
+    accounting,
+    codec,
+    feedback,
+    intake,
+    observability,
+    offering,
+    quality,
+    retention,
+    screening,
+)
 from router.market import MarketSource
 from router.metrics import Metrics
 from router.output import Output
+from router.partitioning import key_partition
 from router.records import (
     CallEvent,
     Emit,
@@ -47,6 +58,8 @@ class Deps:
     verticals: frozenset[str] = field(default_factory=frozenset)
     batch_within: timedelta = timedelta(milliseconds=10)
     batch_max_events: int = 500
+    state_retention: timedelta = timedelta(days=7)
+    sweep_every: timedelta = timedelta(hours=1)
 
 
 def current_events(events: Iterable[EventT], generation_id: int) -> list[EventT]:
@@ -188,6 +201,36 @@ def register(topology: Topology, deps: Deps) -> None:
         await out.send(emitted)
         observability.observe(metrics, emitted, deps.clock())
 
+    def partition_by(stream_key: Callable[[str], str]) -> Callable[[str], int]:
+        """A table key's partition: that of the stream records it is kept for."""
+        partitions = topology.partitions
+        return lambda key: key_partition(stream_key(key).encode(), partitions)
+
+    async def sweep_slice(
+        out: Output,
+        table: TableT,
+        sweep: retention.Sweep,
+        stream_topic: str,
+        partition_of: Callable[[str], int],
+        judge: Callable[[datetime], Callable[[Any, Any], bool]],
+    ) -> None:
+        """Delete the expired keys among the sweep's next slice of the table, on the
+        partitions this worker owns (router/retention.py). `judge(now)` tells, for a key and
+        its value, whether it expired."""
+        store = table.data
+        now = deps.clock()
+        keys = sweep.next_slice(store.keys, now)
+        if not keys:
+            return
+        expired = judge(now)
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == stream_topic}
+        found = retention.expired_by_partition(
+            ((key, store.get(key)) for key in keys), partition_of, owned, expired
+        )
+        for partition, stale in found.items():
+            await out.write(table, partition, [(key, None) for key in stale])
+            metrics.table_keys_expired.labels(table.name).inc(len(stale))
+
     @app.agent(topology.intake, name="intake", concurrency=1)
     async def intake_agent(stream: StreamT[bytes]) -> None:
         out = output()
@@ -220,6 +263,13 @@ def register(topology: Topology, deps: Deps) -> None:
     async def screen_agent(stream: StreamT[bytes]) -> None:
         await deps.market.ready()
         out = output()
+        sweep = retention.Sweep(deps.sweep_every)
+        fingerprint_partition = partition_by(lambda fingerprint: fingerprint)
+
+        def dedup_judge(now: datetime) -> Callable[[Any, Any], bool]:
+            window, keep = deps.dedup_window, deps.state_retention
+            return lambda _key, state: retention.dedup_expired(state, now, window, keep)
+
         async for events in batches(stream):
             emitted: list[Emit] = []
             for event in events:
@@ -243,6 +293,14 @@ def register(topology: Topology, deps: Deps) -> None:
                 stage_seconds["screen"].observe(time.perf_counter() - started)
                 emitted.extend(emits)
             await send_batch(out, emitted)
+            await sweep_slice(
+                out,
+                topology.dedup,
+                sweep,
+                topology.screen.get_topic_name(),
+                fingerprint_partition,
+                dedup_judge,
+            )
 
     @app.agent(topology.buyer_desk, name="buyer-desk", concurrency=1)
     async def buyer_desk_agent(stream: StreamT[bytes]) -> None:
@@ -260,6 +318,13 @@ def register(topology: Topology, deps: Deps) -> None:
     async def publisher_agent(stream: StreamT[bytes]) -> None:
         table = topology.publishers
         out = output()
+        sweep = retention.Sweep(deps.sweep_every)
+        publisher_partition = partition_by(quality.publisher_of)
+
+        def seen_judge(now: datetime) -> Callable[[Any, Any], bool]:
+            keep = retention.seen_keep(deps.market.current().buyers.values(), deps.state_retention)
+            return lambda key, value: retention.seen_expired(key, value, now, keep)
+
         async for events in batches(stream):
             emitted: list[Emit] = []
             for event in events:
@@ -272,8 +337,16 @@ def register(topology: Topology, deps: Deps) -> None:
                 stored = table.get(quality.stats_key(bundle.publisher_id))
                 stats = PublisherQuality.model_validate(stored) if stored else None
                 seen = {k for k in map(quality.seen_key, bundle.signals) if table.get(k)}
-                writes, updated = quality.absorb(bundle.signals, stats, seen)
+                writes, updated = quality.absorb(bundle.signals, stats, seen, deps.clock())
                 await out.write(table, event.message.partition, writes)
                 if updated is not None:
                     emitted.append(Emit(topology.quality_topic, updated.publisher_id, updated))
             await out.send(emitted)
+            await sweep_slice(
+                out,
+                table,
+                sweep,
+                topology.publisher_signals.get_topic_name(),
+                publisher_partition,
+                seen_judge,
+            )

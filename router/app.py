@@ -133,6 +133,8 @@ def create_app(
         agents.Deps(
             market=market_source,
             dedup_window=timedelta(seconds=settings.dedup_window_s),
+            state_retention=timedelta(seconds=settings.state_retention_s),
+            sweep_every=timedelta(seconds=settings.sweep_interval_s),
             clock=clock,
             metrics=router_metrics,
             verticals=frozenset(v for buyer in seed.buyers for v in buyer.verticals),

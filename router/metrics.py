@@ -34,6 +34,7 @@ class Metrics:
     rebalances: Counter
     partitions_refetched: Counter
     send_errors: Counter
+    table_keys_expired: Counter
     build_info: Gauge
 
 
@@ -108,6 +109,11 @@ def create(registry: CollectorRegistry) -> Metrics:
         ),
         send_errors=counter(
             "router_producer_send_errors_total", "Records the producer failed to send", ("topic",)
+        ),
+        table_keys_expired=counter(
+            "router_table_keys_expired_total",
+            "Table keys deleted by the retention sweep (router/retention.py)",
+            ("table",),
         ),
         build_info=gauge("router_build_info", "Always 1", ("version", "worker_id")),
     )

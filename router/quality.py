@@ -8,6 +8,7 @@ publisher needs `MIN_SOLD` sales before its record counts.
 from __future__ import annotations
 
 from collections.abc import Sequence, Set
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -52,8 +53,21 @@ def stats_key(publisher_id: str) -> str:
     return f"stats|{publisher_id}"
 
 
+SEEN_PREFIX = "seen|"
+
+
 def seen_key(signal: PublisherSignal) -> str:
-    return f"seen|{signal_key(signal)}"
+    return SEEN_PREFIX + signal_key(signal)
+
+
+def publisher_of(key: str) -> str:
+    """The publisher a table key belongs to (its stats or one of its seen marks): the key
+    of its signals' records, and so what places the key on a partition."""
+    kind, _, rest = key.partition("|")
+    if kind == "seen":
+        # publisher|type|buyer|lead: only the publisher id may hold a "|".
+        return rest.rsplit("|", 3)[0]
+    return rest
 
 
 def bundle(emits: Sequence[Emit]) -> list[Emit]:
@@ -108,10 +122,14 @@ def worth_publishing(before: PublisherQuality | None, after: PublisherQuality) -
 
 
 def absorb(
-    signals: Sequence[PublisherSignal], stats: PublisherQuality | None, seen: Set[str]
+    signals: Sequence[PublisherSignal],
+    stats: PublisherQuality | None,
+    seen: Set[str],
+    now: datetime,
 ) -> tuple[list[tuple[str, object]], PublisherQuality | None]:
     """Table writes for one publisher's signals (its stats, then a seen mark per signal
-    counted) and the record to publish, if any.
+    counted, holding when: `router/retention.py` forgets it later) and the record to
+    publish, if any.
 
     `seen` holds the `seen_key`s of the signals already counted: replays, duplicates and
     repeats within `signals` count once, and a bundle with nothing new writes nothing.
@@ -127,5 +145,6 @@ def absorb(
     if updated is None or not counted:
         return [], None
     writes: list[tuple[str, object]] = [(stats_key(updated.publisher_id), updated.model_dump())]
-    writes.extend((key, True) for key in counted)
+    counted_at = now.isoformat()
+    writes.extend((key, counted_at) for key in counted)
     return writes, updated if worth_publishing(stats, updated) else None

@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     partitions: int = Field(default=4, ge=1, description="Partitions of every catalog topic")
     replication_factor: int = Field(default=1, ge=1)
     dedup_window_s: int = Field(default=86_400, ge=0)
+    # How long past its use a consumer's dedup state (beyond the dedup window) and a
+    # publisher signal's seen mark are kept: longer than any replay after a crash. Seen marks
+    # are also kept past any repeat of their signal (router/retention.py).
+    state_retention_s: int = Field(default=7 * 86_400, ge=1)
+    # How often a worker starts a pass over those tables' keys to forget expired ones.
+    sweep_interval_s: float = Field(default=3_600, gt=0)
     create_topics: bool = Field(default=True, description="Worker creates missing topics at start")
     web_host: str = "127.0.0.1"
     web_port: int = 6066

@@ -23,6 +23,7 @@ class Topology:
     caps: TableT
     publishers: TableT
     channel_of: dict[str, Channel]
+    partitions: int  # of every stream topic and table changelog (co-partitioned)
     offers_topic: str = catalog.OFFERS
     call_events_topic: str = catalog.CALL_EVENTS
     quality_topic: str = catalog.PUBLISHER_QUALITY
@@ -55,4 +56,5 @@ def declare(app: faust.App, settings: Settings) -> Topology:
         caps=table(catalog.CAPS_TABLE),
         publishers=table(catalog.PUBLISHERS_TABLE),
         channel_of={topic: channel for channel, topic in catalog.INTAKE.items()},
+        partitions=partitions,
     )

@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import TYPE_CHECKING, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.partitioner import murmur2
 from pydantic import ValidationError
 
 from router.buyers import Buyer, BuyersConfig, VerticalPolicy
+from router.partitioning import key_partition
 
 if TYPE_CHECKING:
     from faust.types import TP
@@ -328,7 +328,7 @@ async def scan(
         if not partitions:
             return
         if partition_for_key is not None:
-            index = (murmur2(partition_for_key) & 0x7FFFFFFF) % len(partitions)
+            index = key_partition(partition_for_key, len(partitions))
             partitions = [partitions[index]]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)

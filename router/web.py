@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 import faust
-from aiokafka.partitioner import murmur2
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -17,12 +16,13 @@ from router import accounting, catalog
 from router.buyers import Buyer
 from router.live import LiveMarket
 from router.market import MarketSource
+from router.partitioning import key_partition
 from router.topology import Topology
 
 
 def offers_partition(buyer_id: str, partitions: int) -> int:
     """Where Kafka's default partitioner puts a buyer's offers, and so its caps."""
-    return (murmur2(buyer_id.encode()) & 0x7FFFFFFF) % partitions
+    return key_partition(buyer_id.encode(), partitions)
 
 
 def buyer_status(

@@ -375,7 +375,7 @@ def test_publisher_signals_touch_only_their_publisher_s_keys(
         stored = table.get(read[0])
         stats = PublisherQuality.model_validate(stored) if stored else None
         seen = {read[1]} if table.get(read[1]) else set()
-        writes, _ = quality.absorb([signal], stats, seen)
+        writes, _ = quality.absorb([signal], stats, seen, NOW)
         assert {k for k, _ in writes} <= set(read)
         for k, v in writes:
             table[k] = v
@@ -633,7 +633,7 @@ def test_quality_absorb_never_mutates_its_inputs(steps: list[tuple[int, str]]) -
         stored = state[keys[0]]
         stats = PublisherQuality.model_validate(thaw(stored)) if stored else None
         stats_before = stats.model_dump() if stats else None
-        writes, _ = quality.absorb([signal], stats, {keys[1]} if state[keys[1]] else set())
+        writes, _ = quality.absorb([signal], stats, {keys[1]} if state[keys[1]] else set(), NOW)
         _assert_writes_are_new(state, before, writes)
         assert (stats.model_dump() if stats else None) == stats_before
         for k, v in writes:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -8,6 +10,8 @@ from test_scoring import make_lead
 from router import catalog, codec, quality
 from router.records import Emit, PublisherQuality, PublisherSignal, PublisherSignals
 from router.scoring import score
+
+NOW = datetime(2026, 3, 8, 12, tzinfo=UTC)
 
 pytestmark = pytest.mark.unit
 
@@ -79,24 +83,27 @@ def test_a_record_is_published_when_its_score_effect_changes_not_on_every_signal
     current = None
     for index in range(200):
         signal = PublisherSignal(publisher_id="pub", lead_id=f"l{index}", buyer_id="b", type="sold")
-        _, to_publish = quality.absorb([signal], current, seen=set())
+        _, to_publish = quality.absorb([signal], current, seen=set(), now=NOW)
         current = quality.record(current or quality.empty("pub"), signal)
         if to_publish is not None:
             published.append(to_publish.sold)
     assert published == [1, 50, 100, 150, 200]
 
     returned = PublisherSignal(publisher_id="pub", lead_id="l0", buyer_id="b", type="returned")
-    _, to_publish = quality.absorb([returned], current, seen=set())
+    _, to_publish = quality.absorb([returned], current, seen=set(), now=NOW)
     assert to_publish is None, "1 return in 200 sales does not move the score"
     many = current.model_copy(update={"returned": 36})
-    _, to_publish = quality.absorb([returned], many, seen=set())
+    _, to_publish = quality.absorb([returned], many, seen=set(), now=NOW)
     assert to_publish is not None and to_publish.returned == 37, "5 -> 6 points off: published"
 
 
 def test_a_signal_already_counted_writes_and_publishes_nothing() -> None:
     signal = PublisherSignal(publisher_id="pub", lead_id="l", buyer_id="b", type="sold")
-    assert quality.absorb([signal], quality.empty("pub"), {quality.seen_key(signal)}) == ([], None)
-    assert quality.absorb([], None, set()) == ([], None)
+    assert quality.absorb([signal], quality.empty("pub"), {quality.seen_key(signal)}, NOW) == (
+        [],
+        None,
+    )
+    assert quality.absorb([], None, set(), NOW) == ([], None)
 
 
 def sale(lead: str, publisher: str = "pub", kind: str = "sold") -> PublisherSignal:
@@ -109,14 +116,15 @@ def test_a_bundle_counts_each_new_signal_once_and_marks_each_seen() -> None:
         [first, counted_before, again, sale("l2", kind="returned")],
         stats(sold=5),
         {quality.seen_key(counted_before)},
+        NOW,
     )
     assert writes == [
         (
             quality.stats_key("pub"),
             {"publisher_id": "pub", "sold": 6, "returned": 1, "converted": 0},
         ),
-        (quality.seen_key(first), True),
-        (quality.seen_key(sale("l2", kind="returned")), True),
+        (quality.seen_key(first), NOW.isoformat()),
+        (quality.seen_key(sale("l2", kind="returned")), NOW.isoformat()),
     ]
     assert published is None, "5 -> 7 signals: no score effect yet, no multiple of 50 passed"
 
@@ -135,7 +143,7 @@ def test_bundles_count_the_same_as_one_signal_at_a_time(steps: list[tuple[int, s
             stored = table.get(quality.stats_key("pub"))
             current = PublisherQuality.model_validate(stored) if stored else None
             seen = {k for k in map(quality.seen_key, group) if table.get(k)}
-            writes, _ = quality.absorb(group, current, seen)
+            writes, _ = quality.absorb(group, current, seen, NOW)
             table.update(writes)
     assert bundled == one_by_one
     distinct = {(n, kind) for n, kind in steps}
@@ -183,3 +191,9 @@ def test_a_single_signal_from_before_bundles_is_read_as_a_bundle_of_one() -> Non
     )
     bundle = PublisherSignals(publisher_id="p1", signals=[single, sale("l2", "p1")])
     assert quality.read_signals(codec.encode(bundle)) == bundle
+
+
+@given(publisher=st.text(min_size=1, max_size=20))
+def test_a_publishers_keys_name_it_whatever_it_holds(publisher: str) -> None:
+    assert quality.publisher_of(quality.stats_key(publisher)) == publisher
+    assert quality.publisher_of(quality.seen_key(sale("l1", publisher=publisher))) == publisher
