@@ -133,10 +133,10 @@ class _BuyerDesk:
             today = keys.counts[1]
             if today > self.pruned_through.get(buyer.id, ""):
                 stale = accounting.expired_keys(table, buyer, now)
-                await self.out.write(table, partition, [(k, None) for k in stale])
+                self.out.write(table, partition, [(k, None) for k in stale])
                 self.pruned_through[buyer.id] = today
         result = offering.decide(offer, buyer, state, now)
-        await self.out.write(table, partition, result.writes)
+        self.out.write(table, partition, result.writes)
         return result.emits
 
     async def _call_event(self, raw: bytes, key: bytes | None, ref: IntakeRef) -> list[Emit]:
@@ -149,7 +149,7 @@ class _BuyerDesk:
         slots = table.get(slots_key)
         freed = feedback.call_ended(call, slots)
         if freed is not slots:
-            await self.out.write(table, ref.partition, [(slots_key, freed)])
+            self.out.write(table, ref.partition, [(slots_key, freed)])
         return []
 
     async def _feedback(self, raw: bytes, key: bytes | None, partition: int) -> list[Emit]:
@@ -161,7 +161,7 @@ class _BuyerDesk:
         keys_needed = feedback.counts_keys(buyer, entry) if buyer else ()
         state = {ledger_key: entry, **{k: table.get(k) for k in keys_needed}}
         handled = feedback.handle(said, buyer, state, self.deps.clock(), key)
-        await self.out.write(table, partition, handled.writes)
+        self.out.write(table, partition, handled.writes)
         return handled.emits
 
 
@@ -174,7 +174,7 @@ def register(topology: Topology, deps: Deps) -> None:
 
     def output() -> Output:
         # One per agent: an agent's records wait only behind its own changelog writes.
-        return Output(app, lambda topic, _error: metrics.send_errors.labels(topic).inc())
+        return Output(app, lambda topic, _error, lost: metrics.send_errors.labels(topic).inc(lost))
 
     async def batches(stream: StreamT[bytes]) -> AsyncIterator[list[EventT]]:
         """The stream's events, taken from Faust in batches.
@@ -228,8 +228,10 @@ def register(topology: Topology, deps: Deps) -> None:
             ((key, store.get(key)) for key in keys), partition_of, owned, expired
         )
         for partition, stale in found.items():
-            await out.write(table, partition, [(key, None) for key in stale])
+            out.write(table, partition, [(key, None) for key in stale])
             metrics.table_keys_expired.labels(table.name).inc(len(stale))
+        if found:
+            await out.send([])
 
     @app.agent(topology.intake, name="intake", concurrency=1)
     async def intake_agent(stream: StreamT[bytes]) -> None:
@@ -287,7 +289,7 @@ def register(topology: Topology, deps: Deps) -> None:
                 )
                 if new_state is not state:
                     # The store changes at once, so the batch's next event sees this lead.
-                    await out.write(
+                    out.write(
                         topology.dedup, event.message.partition, [(lead.fingerprint, new_state)]
                     )
                 stage_seconds["screen"].observe(time.perf_counter() - started)
@@ -338,7 +340,7 @@ def register(topology: Topology, deps: Deps) -> None:
                 stats = PublisherQuality.model_validate(stored) if stored else None
                 seen = {k for k in map(quality.seen_key, bundle.signals) if table.get(k)}
                 writes, updated = quality.absorb(bundle.signals, stats, seen, deps.clock())
-                await out.write(table, event.message.partition, writes)
+                out.write(table, event.message.partition, writes)
                 if updated is not None:
                     emitted.append(Emit(topology.quality_topic, updated.publisher_id, updated))
             await out.send(emitted)

@@ -1,10 +1,12 @@
 """A stage's results onto Kafka: records to their topics, table writes to the table and its
-changelog, each handed straight to Faust's producer.
+changelog, handed straight to the producer in whole batches.
 
 Why not `Topic.send` and `table[key] = value`: each of those runs Faust's per-message
 machinery (future wrappers, a send buffer, sensors), measured at about 100 µs a message on
 the development machine, where the producer's own send costs about 35 µs; a lead writes
-about ten messages (docs/performance.md).
+about ten messages (docs/performance.md). Even the producer's own `send` costs per record (a
+future each, metadata look-ups), so a stage's records and changelog records go at the end of
+its batch of events, as whole Kafka batches (`transport._Producer.send_many`).
 
 A table write goes to the table's store and to its changelog on the partition of the event
 that caused it. That is the partition Faust itself would use (tables are co-partitioned with
@@ -28,7 +30,8 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from functools import partial
+from typing import Any, Protocol, cast
 
 import orjson
 from faust.types import AppT, TableT
@@ -38,8 +41,18 @@ from router.records import Emit
 
 log = logging.getLogger(__name__)
 
-OnSendError = Callable[[str, BaseException], None]
+OnSendError = Callable[[str, BaseException, int], None]  # topic, error, records lost
 Delivery = asyncio.Future[Any]
+Record = tuple[bytes | None, bytes | None]  # key, value
+
+
+class SendsMany(Protocol):
+    """The transport's producer (`router/transport.py`): records in whole batches."""
+
+    async def send_many(
+        self, topic: str, records: Sequence[Record], partition: int | None = None
+    ) -> list[tuple[Delivery, int]]: ...
+
 
 # Records that may wait for their changelog acks before the agent itself waits.
 MAX_WAITING_RECORDS = 5000
@@ -84,7 +97,9 @@ class Output:
         self.on_send_error = on_send_error
         self.max_waiting_records = max_waiting_records
         self._changelogs: dict[str, str] = {}
-        # Changelog deliveries written since the last records were queued.
+        # Changelog records written since the last send, per changelog partition.
+        self._writes: dict[tuple[str, int], list[Record]] = {}
+        # Changelog deliveries handed over since the last records were queued.
         self._fence: list[Delivery] = []
         # Records waiting for their fence, in the order they were sent.
         self._waiting: deque[tuple[list[Delivery], Sequence[Emit]]] = deque()
@@ -97,33 +112,47 @@ class Output:
         self._failure: BaseException | None = None
         self._hooked = False
 
-    async def _send(
-        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None
-    ) -> Delivery:
-        # Faust types the result as an awaitable; the aiokafka driver returns its future.
-        delivery = cast(
-            Delivery, await self.app.producer.send(topic, key, value, partition, None, None)
-        )
-        delivery.add_done_callback(lambda done: self._delivered(topic, done))
-        return delivery
-
-    def _delivered(self, topic: str, done: Delivery) -> None:
+    def _delivered(self, topic: str, count: int, done: Delivery) -> None:
         if done.cancelled():
             return
         error = done.exception()
         if error is not None:
             log.error("send failed", extra={"topic": topic, "error": repr(error)})
-            self.on_send_error(topic, error)
+            self.on_send_error(topic, error, count)
+
+    async def _send_many(
+        self, topic: str, records: Sequence[Record], partition: int | None
+    ) -> list[Delivery]:
+        producer = cast(SendsMany, self.app.producer)
+        batches = await producer.send_many(topic, records, partition)
+        for delivery, count in batches:
+            delivery.add_done_callback(partial(self._delivered, topic, count))
+        return [delivery for delivery, _ in batches]
 
     async def _send_records(self, emits: Iterable[Emit]) -> None:
+        by_topic: dict[str, list[Record]] = {}
         for emit in emits:
             key = emit.key.encode() if emit.key is not None else None
-            await self._send(emit.topic, key, codec.encode(emit.value), None)
+            by_topic.setdefault(emit.topic, []).append((key, codec.encode(emit.value)))
+        for topic, records in by_topic.items():
+            await self._send_many(topic, records, None)
+
+    async def _hand_over_writes(self) -> None:
+        """The changelog records written since the last send, to the producer; they fence
+        the records sent next."""
+        writes, self._writes = self._writes, {}
+        for (changelog, partition), records in writes.items():
+            for delivery in await self._send_many(changelog, records, partition):
+                if not delivery.done():
+                    self._fence.append(delivery)
 
     async def send(self, emits: Sequence[Emit]) -> None:
-        """Send records once every changelog record written before them is acknowledged."""
+        """Hand the table writes made since the last send to the producer, then send
+        `emits` once every changelog record written before them is acknowledged. Call it
+        with no records to hand over writes alone."""
         if self._failure is not None:
             raise self._failure
+        await self._hand_over_writes()
         if not emits:
             return
         fence = [delivery for delivery in self._fence if not delivery.done()]
@@ -200,17 +229,15 @@ class Output:
             name = self._changelogs[table.name] = table.changelog_topic.get_topic_name()
         return name
 
-    async def write(self, table: TableT, partition: int, writes: Iterable[tuple[str, Any]]) -> None:
-        """Assign each value (None deletes the key), in the order given, and changelog it."""
+    def write(self, table: TableT, partition: int, writes: Iterable[tuple[str, Any]]) -> None:
+        """Assign each value (None deletes the key), in the order given, and changelog it:
+        the store changes at once, the changelog records go to the producer with the next
+        `send`, ahead of its records."""
         store = table.data
-        changelog = self._changelog(table)
+        pending = self._writes.setdefault((self._changelog(table), partition), [])
         for key, value in writes:
             if value is None:
                 store.pop(key, None)
             else:
                 store[key] = value
-            delivery = await self._send(
-                changelog, changelog_key(key), changelog_value(value), partition
-            )
-            if not delivery.done():
-                self._fence.append(delivery)
+            pending.append((changelog_key(key), changelog_value(value)))

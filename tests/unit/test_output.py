@@ -38,16 +38,14 @@ class FakeProducer:
             delivery.set_result(None)
         self.held = []
 
-    async def send(
+    async def send_many(
         self,
         topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Any,
-    ) -> asyncio.Future[None]:
-        self.sent.append(Sent(topic, key, value, partition))
+        records: list[tuple[bytes | None, bytes | None]],
+        partition: int | None = None,
+    ) -> list[tuple[asyncio.Future[None], int]]:
+        """As the transport's: here every call is one batch."""
+        self.sent.extend(Sent(topic, key, value, partition) for key, value in records)
         delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if topic in self.fail_topics:
             delivery.set_exception(ConnectionError("broker gone"))
@@ -55,7 +53,7 @@ class FakeProducer:
             self.held.append(delivery)
         else:
             delivery.set_result(None)
-        return delivery
+        return [(delivery, len(records))]
 
 
 @dataclass
@@ -83,7 +81,7 @@ class FakeApp:
 
 def output(app: FakeApp, errors: list[tuple[str, BaseException]] | None = None) -> Output:
     failed = errors if errors is not None else []
-    return Output(app, lambda topic, error: failed.append((topic, error)))  # type: ignore[arg-type]
+    return Output(app, lambda topic, error, _lost: failed.append((topic, error)))  # type: ignore[arg-type]
 
 
 async def test_records_go_to_their_topic_keyed_and_encoded() -> None:
@@ -104,9 +102,12 @@ async def test_table_writes_reach_the_store_and_the_changelog_on_the_given_parti
     app = FakeApp()
     table = FakeTable("caps", data={"gone": {"sold": 1}})
     writes = [("a|day|2026-11-23", {"sold": 2, "spend": 1.5}), ("gone", None), ("flag", True)]
-    await output(app).write(table, 3, writes)  # type: ignore[arg-type]
-
+    out = output(app)
+    out.write(table, 3, writes)  # type: ignore[arg-type]
     assert table.data == {"a|day|2026-11-23": {"sold": 2, "spend": 1.5}, "flag": True}
+    assert app.producer.sent == [], "the changelog goes with the next send"
+
+    await out.send([])
     assert [(s.topic, s.partition) for s in app.producer.sent] == [("app-caps-changelog", 3)] * 3
     # Faust recovers tables with its own "json" codec: what it reads back is what we stored.
     recovered = {
@@ -132,6 +133,15 @@ async def test_a_failed_delivery_is_reported_with_its_topic() -> None:
     assert [(topic, type(error)) for topic, error in errors] == [("buyer.acme", ConnectionError)]
 
 
+async def test_a_failed_batch_counts_every_record_it_held() -> None:
+    app = FakeApp(FakeProducer(fail_topics={"buyer.acme"}))
+    lost: list[tuple[str, int]] = []
+    out = Output(app, lambda topic, _error, count: lost.append((topic, count)))  # type: ignore[arg-type]
+    await out.send([SOLD, SOLD, DECIDED])
+    await asyncio.sleep(0)  # done-callbacks run on the next loop turn
+    assert lost == [("buyer.acme", 2)]
+
+
 CAPS_CHANGELOG = "app-caps-changelog"
 SOLD = Emit("buyer.acme", "lead-1", Verdict(buyer_id="acme", reason="sold"))
 DECIDED = Emit("leads.decisions", "lead-1", Verdict(buyer_id="acme", reason="sold"))
@@ -151,7 +161,7 @@ async def let_the_loop_run() -> None:
 async def test_records_wait_until_the_broker_has_the_changelog_records_before_them() -> None:
     app = FakeApp(FakeProducer(held_topics={CAPS_CHANGELOG}))
     out = output(app)
-    await out.write(FakeTable("caps"), 0, [("acme|lead|lead-1", {"reason": "sold"})])
+    out.write(FakeTable("caps"), 0, [("acme|lead|lead-1", {"reason": "sold"})])
     await out.send([SOLD, DECIDED])
     await let_the_loop_run()
     assert topics_sent(app) == [CAPS_CHANGELOG]
@@ -164,7 +174,7 @@ async def test_records_wait_until_the_broker_has_the_changelog_records_before_th
 async def test_later_records_keep_their_place_behind_waiting_ones() -> None:
     app = FakeApp(FakeProducer(held_topics={CAPS_CHANGELOG}))
     out = output(app)
-    await out.write(FakeTable("caps"), 0, [("acme|lead|lead-1", {"reason": "sold"})])
+    out.write(FakeTable("caps"), 0, [("acme|lead|lead-1", {"reason": "sold"})])
     await out.send([SOLD])
     await out.send([NEXT_LEAD])  # wrote nothing itself, but must not overtake lead-1's sale
     await let_the_loop_run()
@@ -178,7 +188,7 @@ async def test_later_records_keep_their_place_behind_waiting_ones() -> None:
 async def test_records_with_nothing_to_wait_for_go_at_once() -> None:
     app = FakeApp()
     out = output(app)
-    await out.write(FakeTable("caps"), 0, [("k", 1)])  # acknowledged at once
+    out.write(FakeTable("caps"), 0, [("k", 1)])  # acknowledged at once
     await out.send([SOLD])
     assert topics_sent(app) == [CAPS_CHANGELOG, "buyer.acme"]
     assert app.producer.flush_hooks == []
@@ -187,7 +197,7 @@ async def test_records_with_nothing_to_wait_for_go_at_once() -> None:
 async def test_the_producer_flush_waits_for_waiting_records() -> None:
     app = FakeApp(FakeProducer(held_topics={CAPS_CHANGELOG}))
     out = output(app)
-    await out.write(FakeTable("caps"), 0, [("k", 1)])
+    out.write(FakeTable("caps"), 0, [("k", 1)])
     await out.send([SOLD])
     assert app.producer.flush_hooks == [out.released]
 
@@ -203,9 +213,9 @@ async def test_an_agent_waits_once_too_many_records_wait() -> None:
     app = FakeApp(FakeProducer(held_topics={CAPS_CHANGELOG}))
     out = Output(app, lambda *_: None, max_waiting_records=1)  # type: ignore[arg-type]
     table = FakeTable("caps")
-    await out.write(table, 0, [("k", 1)])
+    out.write(table, 0, [("k", 1)])
     await out.send([SOLD])
-    await out.write(table, 0, [("k", 2)])
+    out.write(table, 0, [("k", 2)])
     second = asyncio.ensure_future(out.send([NEXT_LEAD]))
     await let_the_loop_run()
     assert not second.done()
@@ -221,7 +231,7 @@ async def test_a_failed_changelog_delivery_is_reported_and_its_records_still_go(
     app = FakeApp(FakeProducer(held_topics={CAPS_CHANGELOG}))
     errors: list[tuple[str, BaseException]] = []
     out = output(app, errors)
-    await out.write(FakeTable("caps"), 0, [("k", 1)])
+    out.write(FakeTable("caps"), 0, [("k", 1)])
     await out.send([SOLD])
     app.producer.held.pop().set_exception(ConnectionError("broker gone"))
     await asyncio.wait_for(out.released(), timeout=5)
@@ -233,12 +243,12 @@ async def test_a_record_the_producer_refuses_fails_the_agent_s_next_send() -> No
     app = FakeApp(FakeProducer(held_topics={CAPS_CHANGELOG}))
     out = output(app)
 
-    async def refuse(*_: Any) -> asyncio.Future[None]:
+    async def refuse(*_: Any) -> list[tuple[asyncio.Future[None], int]]:
         raise ValueError("record too large")
 
-    await out.write(FakeTable("caps"), 0, [("k", 1)])
+    out.write(FakeTable("caps"), 0, [("k", 1)])
     await out.send([SOLD])
-    app.producer.send = refuse  # type: ignore[method-assign]
+    app.producer.send_many = refuse  # type: ignore[method-assign]
     app.producer.acknowledge()
     with pytest.raises(ValueError, match="too large"):
         await asyncio.wait_for(out.released(), timeout=5)

@@ -12,6 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from mode.utils.locks import Event
@@ -337,3 +339,72 @@ async def test_a_blocked_record_callback_that_resumes_is_delivered(consumer) -> 
     buffer_has_room.set()
     result = await asyncio.wait_for(waiting, timeout=5)
     assert result.results == ["delivered"] and not result.stopped
+
+
+class RecordingBatch:
+    """aiokafka's own batch builder (its size limit decides when a batch is full), noting
+    the keys it took."""
+
+    def __init__(self, batch_size: int) -> None:
+        self.builder = BatchBuilder(batch_size, 0)
+        self.keys: list[bytes | None] = []
+
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: None) -> object:
+        taken = self.builder.append(key=key, value=value, timestamp=timestamp)
+        if taken is not None:
+            self.keys.append(key)
+        return taken
+
+
+class FakeKafkaProducer:
+    def __init__(self, partitions: int, batch_size: int) -> None:
+        self.partitions, self.batch_size = partitions, batch_size
+        self.queued: list[tuple[str, int, list[bytes | None]]] = []
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.partitions))
+
+    def create_batch(self) -> RecordingBatch:
+        return RecordingBatch(self.batch_size)
+
+    async def send_batch(self, batch: RecordingBatch, topic: str, *, partition: int):  # type: ignore[no-untyped-def]
+        self.queued.append((topic, partition, batch.keys))
+        return asyncio.get_running_loop().create_future()
+
+
+def batching_producer(consumer, monkeypatch, fake: FakeKafkaProducer):  # type: ignore[no-untyped-def]
+    producer = consumer[0].app.producer
+    monkeypatch.setattr(producer, "_ensure_producer", lambda: fake)
+    return producer
+
+
+async def test_records_go_in_batches_where_the_partitioner_puts_their_keys(  # type: ignore[no-untyped-def]
+    consumer, monkeypatch
+) -> None:
+    fake = FakeKafkaProducer(partitions=4, batch_size=16_384)
+    producer = batching_producer(consumer, monkeypatch, fake)
+    keys = [f"lead-{n}".encode() for n in range(40)]
+    batches = await producer.send_many("buyer.acme", [(key, b"{}") for key in keys])
+
+    every = [0, 1, 2, 3]
+    expected: dict[int, list[bytes | None]] = {}
+    for key in keys:
+        expected.setdefault(DefaultPartitioner()(key, every, every), []).append(key)
+    assert {p: ks for _, p, ks in fake.queued} == expected, "in order, one batch per partition"
+    assert len(fake.queued) == len(expected) > 1
+    assert [count for _, count in batches] == [len(ks) for _, _, ks in fake.queued]
+
+
+async def test_a_full_batch_is_queued_and_the_next_one_starts(consumer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    fake = FakeKafkaProducer(partitions=4, batch_size=400)
+    producer = batching_producer(consumer, monkeypatch, fake)
+    keys = [f"k{n}".encode() for n in range(12)]
+    batches = await producer.send_many("app-caps-changelog", [(k, b"x" * 80) for k in keys], 2)
+
+    assert len(batches) > 1
+    assert {p for _, p, _ in fake.queued} == {2}
+    assert [k for _, _, ks in fake.queued for k in ks] == keys, "every record once, in order"
+    assert sum(count for _, count in batches) == len(keys)
+    # A record larger than a whole batch still goes, alone in its own.
+    await producer.send_many("leads.rejected", [(b"big", b"x" * 2_000), (b"small", b"x")], 0)
+    assert [ks for _, _, ks in fake.queued[-2:]] == [[b"big"], [b"small"]]
