@@ -6,6 +6,9 @@ the whole batch is processed, and table writes name the event's own partition
 
 Every agent runs with concurrency=1: Faust can commit an offset past an event still in
 flight when concurrency > 1 (faust-streaming #606), which would lose it on a crash.
+
+Tables are read from their store (`topology.store_of`), as `router/output.py` writes them, not
+through `Table.get` (a sensor call per key).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from router.records import (
     Offer,
     PublisherQuality,
 )
-from router.topology import Topology
+from router.topology import Topology, store_of
 
 Clock = Callable[[], datetime]
 
@@ -126,13 +129,13 @@ class _BuyerDesk:
         now = self.deps.clock()
         buyer = self.deps.market.current().buyers.get(offering.current_buyer_id(offer))
         ledger_key = offering.ledger_key(offer)
-        state: dict[str, Any] = {ledger_key: table.get(ledger_key)}
+        state: dict[str, Any] = {ledger_key: store_of(table).get(ledger_key)}
         if buyer is not None:
             keys = offering.state_keys(offer, buyer)
-            state = {k: table.get(k) for k in (*keys.counts, keys.ledger, keys.slots)}
+            state = {k: store_of(table).get(k) for k in (*keys.counts, keys.ledger, keys.slots)}
             today = keys.counts[1]
             if today > self.pruned_through.get(buyer.id, ""):
-                stale = accounting.expired_keys(table, buyer, now)
+                stale = accounting.expired_keys(store_of(table), buyer, now)
                 self.out.write(table, partition, [(k, None) for k in stale])
                 self.pruned_through[buyer.id] = today
         result = offering.decide(offer, buyer, state, now)
@@ -146,7 +149,7 @@ class _BuyerDesk:
             reason = "key_is_not_buyer_id: call events are keyed by buyer_id"
             return [intake.unreadable(raw, ref, reason, self.deps.clock())]
         slots_key = accounting.slots_key(call.buyer_id)
-        slots = table.get(slots_key)
+        slots = store_of(table).get(slots_key)
         freed = feedback.call_ended(call, slots)
         if freed is not slots:
             self.out.write(table, ref.partition, [(slots_key, freed)])
@@ -157,9 +160,9 @@ class _BuyerDesk:
         said = codec.decode(Feedback, raw)
         buyer = self.deps.market.current().buyers.get(said.buyer_id)
         ledger_key = feedback.ledger_key(said.buyer_id, said.lead_id)
-        entry = table.get(ledger_key)
+        entry = store_of(table).get(ledger_key)
         keys_needed = feedback.counts_keys(buyer, entry) if buyer else ()
-        state = {ledger_key: entry, **{k: table.get(k) for k in keys_needed}}
+        state = {ledger_key: entry, **{k: store_of(table).get(k) for k in keys_needed}}
         handled = feedback.handle(said, buyer, state, self.deps.clock(), key)
         self.out.write(table, partition, handled.writes)
         return handled.emits
@@ -217,7 +220,7 @@ def register(topology: Topology, deps: Deps) -> None:
         """Delete the expired keys among the sweep's next slice of the table, on the
         partitions this worker owns (router/retention.py). `judge(now)` tells, for a key and
         its value, whether it expired."""
-        store = table.data
+        store = store_of(table)
         now = deps.clock()
         keys = sweep.next_slice(store.keys, now)
         if not keys:
@@ -283,7 +286,7 @@ def register(topology: Topology, deps: Deps) -> None:
                 except ValidationError as error:
                     emitted.append(intake.unreadable(raw, _ref(event), error, now))
                     continue
-                state = topology.dedup.get(lead.fingerprint) or {}
+                state = store_of(topology.dedup).get(lead.fingerprint) or {}
                 new_state, emits = screening.screen(
                     lead, state, deps.market.current(), deps.dedup_window, now
                 )
@@ -336,9 +339,9 @@ def register(topology: Topology, deps: Deps) -> None:
                 except ValidationError as error:
                     emitted.append(intake.unreadable(raw, _ref(event), error, deps.clock()))
                     continue
-                stored = table.get(quality.stats_key(bundle.publisher_id))
+                stored = store_of(table).get(quality.stats_key(bundle.publisher_id))
                 stats = PublisherQuality.model_validate(stored) if stored else None
-                seen = {k for k in map(quality.seen_key, bundle.signals) if table.get(k)}
+                seen = {k for k in map(quality.seen_key, bundle.signals) if store_of(table).get(k)}
                 writes, updated = quality.absorb(bundle.signals, stats, seen, deps.clock())
                 out.write(table, event.message.partition, writes)
                 if updated is not None:

@@ -38,6 +38,7 @@ from faust.types import AppT, TableT
 
 from router import codec
 from router.records import Emit
+from router.topology import store_of
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +234,7 @@ class Output:
         """Assign each value (None deletes the key), in the order given, and changelog it:
         the store changes at once, the changelog records go to the producer with the next
         `send`, ahead of its records."""
-        store = table.data
+        store = store_of(table)
         pending = self._writes.setdefault((self._changelog(table), partition), [])
         for key, value in writes:
             if value is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass
+from typing import Any, cast
 
 import faust
 from faust.types import TableT, TopicT
@@ -27,6 +29,17 @@ class Topology:
     offers_topic: str = catalog.OFFERS
     call_events_topic: str = catalog.CALL_EVENTS
     quality_topic: str = catalog.PUBLISHER_QUALITY
+
+
+def store_of(table: TableT) -> MutableMapping[Any, Any]:
+    """A table's values as a plain mapping, read and written by agents and `router/output.py`.
+
+    Faust's in-memory store keeps them in a dict (`.data`). `Table.get` adds a sensor call per
+    key and the store's `Mapping.get` raises and catches a KeyError per missing key: together
+    about 5 % of a worker's samples (docs/performance.md row 32). Any other store is used as it is.
+    """
+    store = table.data
+    return cast(MutableMapping[Any, Any], getattr(store, "data", store))
 
 
 def _raw_topic(app: faust.App, *names: str) -> TopicT:
