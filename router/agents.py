@@ -129,13 +129,14 @@ class _BuyerDesk:
         now = self.deps.clock()
         buyer = self.deps.market.current().buyers.get(offering.current_buyer_id(offer))
         ledger_key = offering.ledger_key(offer)
-        state: dict[str, Any] = {ledger_key: store_of(table).get(ledger_key)}
+        store = store_of(table)
+        state: dict[str, Any] = {ledger_key: store.get(ledger_key)}
         if buyer is not None:
             keys = offering.state_keys(offer, buyer)
-            state = {k: store_of(table).get(k) for k in (*keys.counts, keys.ledger, keys.slots)}
+            state = {k: store.get(k) for k in (*keys.counts, keys.ledger, keys.slots)}
             today = keys.counts[1]
             if today > self.pruned_through.get(buyer.id, ""):
-                stale = accounting.expired_keys(store_of(table), buyer, now)
+                stale = accounting.expired_keys(store, buyer, now)
                 self.out.write(table, partition, [(k, None) for k in stale])
                 self.pruned_through[buyer.id] = today
         result = offering.decide(offer, buyer, state, now)
@@ -160,9 +161,10 @@ class _BuyerDesk:
         said = codec.decode(Feedback, raw)
         buyer = self.deps.market.current().buyers.get(said.buyer_id)
         ledger_key = feedback.ledger_key(said.buyer_id, said.lead_id)
-        entry = store_of(table).get(ledger_key)
+        store = store_of(table)
+        entry = store.get(ledger_key)
         keys_needed = feedback.counts_keys(buyer, entry) if buyer else ()
-        state = {ledger_key: entry, **{k: store_of(table).get(k) for k in keys_needed}}
+        state = {ledger_key: entry, **{k: store.get(k) for k in keys_needed}}
         handled = feedback.handle(said, buyer, state, self.deps.clock(), key)
         self.out.write(table, partition, handled.writes)
         return handled.emits
@@ -339,9 +341,10 @@ def register(topology: Topology, deps: Deps) -> None:
                 except ValidationError as error:
                     emitted.append(intake.unreadable(raw, _ref(event), error, deps.clock()))
                     continue
-                stored = store_of(table).get(quality.stats_key(bundle.publisher_id))
+                store = store_of(table)
+                stored = store.get(quality.stats_key(bundle.publisher_id))
                 stats = PublisherQuality.model_validate(stored) if stored else None
-                seen = {k for k in map(quality.seen_key, bundle.signals) if store_of(table).get(k)}
+                seen = {k for k in map(quality.seen_key, bundle.signals) if store.get(k)}
                 writes, updated = quality.absorb(bundle.signals, stats, seen, deps.clock())
                 out.write(table, event.message.partition, writes)
                 if updated is not None:

@@ -39,12 +39,12 @@ from faust.types import AppT, TableT
 from router import codec
 from router.records import Emit
 from router.topology import store_of
+from router.transport import Record
 
 log = logging.getLogger(__name__)
 
 OnSendError = Callable[[str, BaseException, int], None]  # topic, error, records lost
 Delivery = asyncio.Future[Any]
-Record = tuple[bytes | None, bytes | None]  # key, value
 
 
 class SendsMany(Protocol):
