@@ -14,7 +14,7 @@ import faust
 from faust.tables.manager import TableManager
 from prometheus_client import CollectorRegistry
 
-from router import agents, catalog, metrics, normalize, observability, web
+from router import agents, catalog, gc_tuning, metrics, normalize, observability, web
 from router.agents import Clock
 from router.buyers import Buyer, BuyersConfig
 from router.live import LiveMarket
@@ -142,6 +142,13 @@ def create_app(
             batch_max_events=settings.batch_max_events,
         ),
     )
+
+    # Process-wide, so only in a worker process (`router worker` sends this), never in tests
+    # that build an app in-process.
+    @app.on_worker_init.connect
+    def tune_collector(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        gc_tuning.watch_pauses(router_metrics.gc_pause_seconds)
+        gc_tuning.tune(settings.gc_young_threshold)
 
     worker_id = f"{socket.gethostname()}:{settings.web_port}"
     router_metrics.build_info.labels(version("lead-router"), worker_id).set(1)

@@ -106,6 +106,8 @@ def worker(**options: Any) -> None:
     # Our own config, not Faust's: it left the root logger at DEBUG, so every library
     # debug call built a log record (6 % of CPU in a profile) only for a handler to drop it.
     logging.config.dictConfig(logging_config(settings.log_level))
+    # Faust's own CLI sends this before it starts a worker; we start the Worker ourselves.
+    app.on_worker_init.send()
     Worker(app, override_logging=False, redirect_stdouts=False).execute_from_commandline()
 
 

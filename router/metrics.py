@@ -11,6 +11,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
+# 0.1 ms .. 1 s: a young collection up to a full one over a large heap.
+GC_PAUSE_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 OTHER = "other"
 
@@ -35,6 +37,7 @@ class Metrics:
     partitions_refetched: Counter
     send_errors: Counter
     table_keys_expired: Counter
+    gc_pause_seconds: Histogram
     build_info: Gauge
 
 
@@ -114,6 +117,13 @@ def create(registry: CollectorRegistry) -> Metrics:
             "router_table_keys_expired_total",
             "Table keys deleted by the retention sweep (router/retention.py)",
             ("table",),
+        ),
+        gc_pause_seconds=Histogram(
+            "router_gc_pause_seconds",
+            "Garbage-collector pauses, by generation (0 young .. 2 full; router/gc_tuning.py)",
+            ("generation",),
+            buckets=GC_PAUSE_BUCKETS,
+            registry=registry,
         ),
         build_info=gauge("router_build_info", "Always 1", ("version", "worker_id")),
     )

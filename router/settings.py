@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # The most events a batch takes. A backlog drains in full batches; each one waits for its
     # changelog records once. 2000 measured no faster than 500 (docs/performance.md row 27).
     batch_max_events: int = Field(default=500, ge=1)
+    # The worker's young-generation collection threshold; at start-up it also freezes the heap
+    # alive then, so full collections skip it (router/gc_tuning.py). 0 keeps CPython's own.
+    gc_young_threshold: int = Field(default=10_000, ge=0)
     # For brokers that report the start of the last batch as a partition's end offset (the
     # embedded one): table recovery then reads on to the true end. Kafka needs no help.
     verify_end_offsets: bool = False
