@@ -23,6 +23,7 @@ import random
 import shutil
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -144,6 +145,25 @@ def stage3_writes_for(messages_per_lead: float) -> float:
     return max(1.0, round(messages_per_lead - TOPOLOGY_FIXED_WRITES, 3))
 
 
+def stage_seconds(exposition: str) -> dict[str, float]:
+    """Seconds each stage spent in its events (`router_stage_seconds_sum` by stage), read
+    from one worker's /metrics text: the router's own logic, without Faust, Kafka I/O or
+    encoding the records it sends."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "router_stage_seconds_sum":
+                stage = sample.labels["stage"]
+                found[stage] = found.get(stage, 0.0) + sample.value
+    return found
+
+
+def per_1k_leads(seconds: Mapping[str, float], leads: int) -> dict[str, float]:
+    return {name: round(s / leads * 1000.0, 3) for name, s in sorted(seconds.items()) if leads}
+
+
 def percentile(sorted_values: Sequence[float], pct: float) -> float:
     """Nearest-rank percentile of already sorted values."""
     if not sorted_values:
@@ -253,6 +273,15 @@ def _read(path: str) -> str:
 def _cpu_s(pids: Iterable[int]) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     return sum(cpu_ticks(_read(f"/proc/{pid}/stat")) for pid in pids) / ticks
+
+
+def _scrape_stage_seconds(web_ports: Iterable[int]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for port in web_ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            for stage, seconds in stage_seconds(answer.read().decode()).items():
+                total[stage] = total.get(stage, 0.0) + seconds
+    return total
 
 
 def _peak_rss_mb(pids: Iterable[int]) -> float:
@@ -474,6 +503,8 @@ async def _router(
         window = opts.leads - decided_at_start
         if window < max(1, opts.leads // 10):  # drained within one poll: whole life instead
             cpu_start, window = 0.0, opts.leads
+        # Every backlog lead is decided, so every stage is done with it; the paced run is next.
+        stages = await asyncio.to_thread(_scrape_stage_seconds, workers.web_ports)
         after = await _settled_end_offsets(bootstrap, written)
         router_msgs = messages_written({tp: before.get(tp, 0) for tp in after}, after)
         result.update(
@@ -482,6 +513,7 @@ async def _router(
             pipeline_leads_per_s=round(backlog.leads_per_s(), 1),
             messages_written_per_lead=round(per_lead(router_msgs, opts.leads), 3),
             cpu_s_per_1k_leads=round((cpu_end - cpu_start) / window * 1000.0, 3),
+            stage_s_per_1k_leads=per_1k_leads(stages, opts.leads),
             latency_saturated_ms=latency_summary(backlog.latencies_ms),
         )
         progress(
@@ -544,6 +576,7 @@ async def _bench(opts: Options, bootstrap: str, workdir: Path, result: dict[str,
         topology_limit_leads_per_s=round(topology.leads_per_s, 1),
         topology_stage3_writes=writes,
         topology_messages_written_per_lead=round(topology.messages_written_per_lead, 3),
+        topology_cpu_s_per_1k_leads=round(topology.cpu_s_per_1k_leads, 3),
     )
     progress(f"topology: {result['topology_limit_leads_per_s']} leads/s")
 
@@ -575,6 +608,8 @@ KEYS = (
     "latency_saturated_ms",
     "paced_rate",
     "cpu_s_per_1k_leads",
+    "stage_s_per_1k_leads",
+    "topology_cpu_s_per_1k_leads",
     "peak_rss_mb",
     "decided",
     "conserved",

@@ -203,6 +203,8 @@ class TopologyResult:
     seconds: float
     stage3_writes: float
     messages_written: int
+    cpu_seconds: float
+    """This process's CPU over the same interval: what the dataflow's Kafka I/O costs."""
 
     @property
     def leads_per_s(self) -> float:
@@ -211,6 +213,10 @@ class TopologyResult:
     @property
     def messages_written_per_lead(self) -> float:
         return self.messages_written / self.leads if self.leads else 0.0
+
+    @property
+    def cpu_s_per_1k_leads(self) -> float:
+        return self.cpu_seconds / self.leads * 1000.0 if self.leads else 0.0
 
 
 class _Names:
@@ -259,6 +265,7 @@ class _Stage:
         self.deadline = deadline
         self.ready = asyncio.Event()
         self.first_consumed: float | None = None
+        self.cpu_at_first_consumed = 0.0
         self.written = 0
         self.decisions = 0
         self.on_progress: Callable[[], None] = lambda: None
@@ -275,6 +282,7 @@ class _Stage:
                 continue
             if self.first_consumed is None:
                 self.first_consumed = time.monotonic()
+                self.cpu_at_first_consumed = time.process_time()
             decisions = 0
             for records in batch.values():
                 for record in records:
@@ -343,11 +351,11 @@ async def topology_limit(
         )
         progress(f"topology: backlog of {total} produced; joining stages 2 and 3")
         done = asyncio.Event()
-        finished_at: list[float] = []
+        finished_at: list[tuple[float, float]] = []
 
         def on_decisions() -> None:
             if stages[2].decisions >= total and not done.is_set():
-                finished_at.append(time.monotonic())
+                finished_at.append((time.monotonic(), time.process_time()))
                 done.set()
 
         stages[2].on_progress = on_decisions
@@ -362,7 +370,9 @@ async def topology_limit(
         first = stages[0].first_consumed
         assert first is not None and finished_at
         written = sum(stage.written for stage in stages)
-        return TopologyResult(total, finished_at[0] - first, stage3_writes, written)
+        finished, cpu_finished = finished_at[0]
+        cpu = cpu_finished - stages[0].cpu_at_first_consumed
+        return TopologyResult(total, finished - first, stage3_writes, written, cpu)
     finally:
         for stage in stages:
             stage.stopping = True  # each loop ends after its current batch: no commit cut off

@@ -27,6 +27,8 @@ KEYS = {
     "latency_saturated_ms",
     "paced_rate",
     "cpu_s_per_1k_leads",
+    "stage_s_per_1k_leads",
+    "topology_cpu_s_per_1k_leads",
     "peak_rss_mb",
     "decided",
     "conserved",
@@ -55,6 +57,9 @@ def test_bench_prints_one_complete_json_line() -> None:
     assert report["messages_written_per_lead"] > 1
     assert report["paced_rate"] == 100
     assert report["cpu_s_per_1k_leads"] > 0
+    assert report["topology_cpu_s_per_1k_leads"] > 0
+    stages = report["stage_s_per_1k_leads"]
+    assert all(stages[s] > 0 for s in ("intake", "screen", "offer")), stages
     assert report["peak_rss_mb"] > 10
     for key in ("latency_ms", "latency_saturated_ms"):
         latency = report[key]

@@ -4,8 +4,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
-from router import catalog
+from router import catalog, metrics
 from router.bench import (
     KEYS,
     Phase,
@@ -17,12 +18,14 @@ from router.bench import (
     messages_written,
     ordered,
     paced_leads,
+    per_1k_leads,
     per_lead,
     percentile,
     phase_timeout_s,
     ratio,
     router_written_topics,
     stage3_writes_for,
+    stage_seconds,
     vm_hwm_mb,
 )
 from router.bench_topology import Spreader, buyer_of, fingerprint
@@ -215,3 +218,23 @@ def test_ratio_and_report_order() -> None:
     assert ratio(1, 0) is None
     report = ordered({"extra": 1, **{key: 0 for key in reversed(KEYS)}})
     assert list(report) == [*KEYS, "extra"]
+
+
+# -- where a worker's CPU goes -----------------------------------------------------------------
+
+
+def test_stage_seconds_reads_each_stages_sum_from_a_workers_metrics() -> None:
+    registry = CollectorRegistry()
+    created = metrics.create(registry)
+    for stage, seconds in (("intake", 0.25), ("intake", 0.5), ("offer", 0.125)):
+        created.stage_seconds.labels(stage).observe(seconds)
+    created.end_to_end_seconds.observe(9.0)  # another histogram's sum is not a stage's
+
+    found = stage_seconds(generate_latest(registry).decode())
+
+    assert found == {"intake": 0.75, "offer": 0.125}
+
+
+def test_stage_seconds_per_1k_leads() -> None:
+    assert per_1k_leads({"screen": 0.5, "intake": 2.0}, 4000) == {"intake": 0.5, "screen": 0.125}
+    assert per_1k_leads({"intake": 2.0}, 0) == {}
