@@ -107,7 +107,6 @@ def create_app(
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_commit_interval=settings.commit_interval_s,
         producer_linger_ms=settings.producer_linger_ms,
-        producer_max_batch_size=settings.producer_max_batch_bytes,
         producer_max_request_size=catalog.DEAD_LETTER_MAX_BYTES,
         stream_recovery_delay=0.5,
         table_standby_replicas=settings.standby_replicas,

@@ -12,7 +12,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from router.settings import PRODUCER_MAX_BATCH_BYTES
 from router.synthetic import SyntheticEvent, generate
 
 
@@ -32,10 +31,7 @@ class ProduceReport:
 def producer(bootstrap_servers: str) -> AIOKafkaProducer:
     # No idempotence: plain at-least-once producers work on every Kafka-protocol broker.
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
-        linger_ms=5,
-        max_batch_size=PRODUCER_MAX_BATCH_BYTES,
-        enable_idempotence=False,
+        bootstrap_servers=bootstrap_servers, linger_ms=5, enable_idempotence=False
     )
 
 

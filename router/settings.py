@@ -8,10 +8,6 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Kafka's default is 16 KiB; 256 KiB cost ~5 % less CPU per lead (docs/performance.md row 35).
-# The bench's plain-aiokafka baselines and the load generator use it too: like for like.
-PRODUCER_MAX_BATCH_BYTES = 256 * 1024
-
 
 class Settings(BaseSettings):
     # populate_by_name: CLI flags pass `bootstrap_servers=`; without it pydantic ignores the
@@ -47,11 +43,6 @@ class Settings(BaseSettings):
     rebalance_timeout_s: float = 20.0
     commit_interval_s: float = 1.0
     producer_linger_ms: int = 5
-    # Bytes of records the producer gathers per partition before it starts another batch
-    # (Kafka's `batch.size`). Agents hand records over a whole batch at a time
-    # (`router/output.py`), so this sets how many batches, futures and callbacks they make.
-    # At most 1 MiB: Kafka refuses record batches over its `message.max.bytes` (1 MiB).
-    producer_max_batch_bytes: int = Field(default=PRODUCER_MAX_BATCH_BYTES, ge=1024, le=1024 * 1024)
     # Kafka wakes a waiting fetch when data arrives; a broker that does not (the embedded
     # one) holds each fetch this long, on every hop. Tests and the demo lower it.
     fetch_max_wait_ms: int = Field(default=500, ge=0)

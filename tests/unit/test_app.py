@@ -23,17 +23,6 @@ def test_standby_replicas_reach_faust(tmp_path: Path, given: dict[str, int], exp
     assert app.conf.table_standby_replicas == expected
 
 
-@pytest.mark.parametrize(
-    ("given", "expected"), [({}, 256 * 1024), ({"producer_max_batch_bytes": 16384}, 16384)]
-)
-def test_producer_batch_size_reaches_faust(
-    tmp_path: Path, given: dict[str, int], expected: int
-) -> None:
-    settings = Settings(bootstrap_servers="127.0.0.1:1", data_dir=tmp_path, **given)
-    app, _ = create_app(settings, [])
-    assert app.conf.producer_max_batch_size == expected
-
-
 async def test_a_stalled_stream_partition_is_logged_counted_and_fetched_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -106,15 +106,3 @@ def test_batch_size_is_read_and_at_least_one(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("ROUTER_BATCH_MAX_EVENTS", "0")
     with pytest.raises(ValidationError, match="batch_max_events"):
         Settings()
-
-
-def test_producer_batch_size_is_read_and_within_what_kafka_takes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("ROUTER_PRODUCER_MAX_BATCH_BYTES", "65536")
-    assert Settings().producer_max_batch_bytes == 65536
-    # Kafka refuses a record batch over its message.max.bytes, 1 MiB by default.
-    for refused in ("2097152", "0"):
-        monkeypatch.setenv("ROUTER_PRODUCER_MAX_BATCH_BYTES", refused)
-        with pytest.raises(ValidationError, match="producer_max_batch_bytes"):
-            Settings()
