@@ -20,7 +20,9 @@ count, or it would release the hold before the one that matters.
 
 And a guard for brokers that skip offsets: in a topic only the router writes, a fetch whose
 records jump over offsets is cut at the jump and read again (`router/offset_holes.py`),
-instead of Faust booking the jump as processed.
+instead of Faust booking the jump as processed. The jump is measured from where the fetch
+started: the position before it, or the offset a seek set while it waited (a rebalance seeks
+to the committed offsets then, and a hole right there was missed before).
 
 And one more of the same family: Faust's stream skips messages fetched under an earlier
 consumer generation (before a rebalance) without processing them, but still *acks* them. Such
@@ -58,12 +60,14 @@ Batch = tuple[asyncio.Future[Any], int]  # a batch's delivery, and its record co
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     _holes: HoleGuard | None = None
+    _sought: dict[Any, int] | None = None
 
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads this when the consumer starts its fetcher, which happens later.
         consumer._fetch_max_wait_ms = transport.fetch_max_wait_ms
         self._holes = HoleGuard(transport.contiguous_topics)
+        self._sought = record_seeks(consumer)
         return consumer
 
     async def _fetch_records(
@@ -74,6 +78,9 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         max_records: int | None = None,
     ) -> Mapping[Any, list[Any]]:
         guard = self._holes
+        sought = self._sought if self._sought is not None else {}
+        sought.clear()
+        assignment = current_assignment(consumer)
         # Positions before the fetch: a fetch whose first record lies beyond them skipped some.
         positions = consumer_positions(consumer, guard.topics) if guard else {}
         fetched = await super()._fetch_records(
@@ -81,6 +88,11 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         )
         if guard is None or not fetched:
             return fetched
+        # A rebalance seeks back to the committed offsets while the fetch waits, and the
+        # records then start there, not at the position read before the wait.
+        positions = starts_of_fetch(
+            positions, sought, same_assignment=current_assignment(consumer) is assignment
+        )
         return read_holes_again(consumer, guard, fetched, positions)
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
@@ -91,12 +103,34 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return await true_end_offsets(transport.bootstrap_servers, reported)
 
 
+def record_seeks(consumer: aiokafka.AIOKafkaConsumer) -> dict[Any, int]:
+    """A dict that each seek of `consumer` writes its partition's new offset into.
+
+    Every seek (`seek`, `seek_to_committed`) ends in the subscription's `seek`; the fetch path
+    clears the dict before each fetch, so afterwards it holds the seeks made while it waited.
+    """
+    sought: dict[Any, int] = {}
+    subscription = consumer._subscription
+    seek = subscription.seek
+
+    def seek_and_record(tp: Any, offset: int) -> None:
+        seek(tp, offset)
+        sought[tp] = offset
+
+    subscription.seek = seek_and_record
+    return sought
+
+
+def current_assignment(consumer: aiokafka.AIOKafkaConsumer) -> Any:
+    subscription = consumer._subscription.subscription
+    return subscription.assignment if subscription is not None else None
+
+
 def consumer_positions(
     consumer: aiokafka.AIOKafkaConsumer, topics: Set[str]
 ) -> dict[Any, int | None]:
     """The consumer's next offset for each assigned partition of `topics` (None: not known)."""
-    assignment = consumer._subscription.subscription
-    assignment = assignment.assignment if assignment is not None else None
+    assignment = current_assignment(consumer)
     if assignment is None:
         return {}
     positions: dict[Any, int | None] = {}
@@ -105,6 +139,19 @@ def consumer_positions(
             state = assignment.state_value(tp)
             positions[tp] = state.position if state.has_valid_position else None
     return positions
+
+
+def starts_of_fetch(
+    before: Mapping[Any, int | None], sought: Mapping[Any, int], same_assignment: bool
+) -> dict[Any, int | None]:
+    """Where each partition's fetched records start: the last offset sought while the fetch
+    waited, else the position before it. A new assignment meanwhile started each partition
+    afresh from its committed offset, which the fetch path does not know (None)."""
+    starts: dict[Any, int | None] = {
+        tp: position if same_assignment else None for tp, position in before.items()
+    }
+    starts.update(sought)
+    return starts
 
 
 def read_holes_again(

@@ -1,4 +1,5 @@
-"""The transport's end-offset check, against a broker that under-reports end offsets."""
+"""The transport against a real broker: the end-offset check (the embedded broker under-reports
+end offsets), and the seeks the hole guard must see."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from faust.types import TP
 from router.admin import ensure_topics
 from router.catalog import TopicSpec
 from router.embedded import EmbeddedBroker
-from router.transport import true_end_offsets
+from router.transport import record_seeks, true_end_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -48,3 +49,41 @@ def test_true_end_offsets_reads_past_an_under_reported_end(broker: EmbeddedBroke
     assert true[TP("ends.batched", 0)] == 20
     assert true[TP("ends.empty", 0)] == 0
     assert all(true[tp] >= reported[tp] for tp in reported)
+
+
+async def seeks_noted(bootstrap: str) -> tuple[list[dict[TopicPartition, int]], int]:
+    tp = TopicPartition("seeks.noted", 0)
+    await ensure_topics(bootstrap, [TopicSpec(tp.topic, "test", "-", "-")], 1, 1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for _ in range(10):
+            await producer.send(tp.topic, b"x")
+        await producer.flush()
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id="seeks-noted", enable_auto_commit=False
+    )
+    noted = record_seeks(consumer)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.commit({tp: 7})
+        seen = []
+        consumer.seek(tp, 3)
+        seen.append(dict(noted))
+        noted.clear()
+        await consumer.seek_to_committed(tp)  # what Faust's perform_seek calls
+        seen.append(dict(noted))
+        records = await consumer.getmany(tp, timeout_ms=5000)
+        return seen, records[tp][0].offset
+    finally:
+        await consumer.stop()
+
+
+def test_every_kind_of_seek_is_noted_for_the_hole_guard(broker: EmbeddedBroker) -> None:
+    tp = TopicPartition("seeks.noted", 0)
+    seen, first = asyncio.run(seeks_noted(broker.bootstrap_servers))
+    assert seen == [{tp: 3}, {tp: 7}]
+    assert first == 7, "the noted offset is where the next fetch starts"

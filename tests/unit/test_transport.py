@@ -22,7 +22,7 @@ from router import catalog
 from router.app import create_app
 from router.offset_holes import HoleGuard
 from router.settings import Settings
-from router.transport import _ConsumerThread
+from router.transport import _ConsumerThread, record_seeks, starts_of_fetch
 
 pytestmark = pytest.mark.unit
 
@@ -132,9 +132,15 @@ def fake_aiokafka_consumer(positions: dict[TopicPartition, int]):  # type: ignor
     }
     assignment = SimpleNamespace(tps=set(states), state_value=states.get)
     sought: dict[TopicPartition, int] = {}
+
+    def move_position(tp: TopicPartition, offset: int) -> None:  # aiokafka's seek, in short
+        states[tp].position = offset
+
     consumer = SimpleNamespace(
-        _subscription=SimpleNamespace(subscription=SimpleNamespace(assignment=assignment)),
-        seek=sought.__setitem__,
+        _subscription=SimpleNamespace(
+            subscription=SimpleNamespace(assignment=assignment), seek=move_position
+        ),
+        seek=sought.__setitem__,  # the guard's own seeks, recorded for the test
     )
     return consumer, sought
 
@@ -165,6 +171,58 @@ async def test_a_fetch_that_skips_offsets_of_an_internal_topic_is_read_again(  #
     assert [r.offset for r in records[screen]] == [500, 501]
     assert sought == {screen: 502}, "the skipped offsets must be fetched again"
     assert [r.offset for r in records[intake]] == [7, 9], "intake holes can be Kafka's own"
+
+
+async def test_a_hole_at_an_offset_sought_while_the_fetch_waited_is_read_again(  # type: ignore[no-untyped-def]
+    monkeypatch, tmp_path
+) -> None:
+    screen = TopicPartition(catalog.SCREEN, 3)
+    consumer, sought = fake_aiokafka_consumer({screen: 500})
+
+    async def base_fetch(self, consumer, active, timeout=None, max_records=None):  # type: ignore[no-untyped-def]
+        # A rebalance seeks back to the committed offset while the fetch waits; the broker
+        # then skips the first two records there.
+        consumer._subscription.seek(screen, 400)
+        return {screen: [SimpleNamespace(offset=o) for o in (402, 403)]}
+
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "_fetch_records", base_fetch)
+    settings = Settings(bootstrap_servers="127.0.0.1:1", data_dir=tmp_path)
+    app, _ = create_app(settings, [])
+    thread = object.__new__(_ConsumerThread)  # only the fetch path is under test
+    thread._holes = HoleGuard(app.transport.contiguous_topics)
+    thread._sought = record_seeks(consumer)
+
+    records = await thread._fetch_records(consumer, {screen})
+
+    assert screen not in records, "checked against the position before the wait, 402 passed"
+    assert sought == {screen: 400}
+
+
+def test_a_fetch_starts_where_it_was_sought_while_it_waited() -> None:
+    screen, offers = TopicPartition(catalog.SCREEN, 0), TopicPartition(catalog.OFFERS, 0)
+    before = {screen: 500, offers: 70}
+
+    assert starts_of_fetch(before, {}, same_assignment=True) == before
+    assert starts_of_fetch(before, {screen: 400}, same_assignment=True) == {
+        screen: 400,
+        offers: 70,
+    }
+    # A new assignment meanwhile: its partitions started from committed offsets not known here.
+    assert starts_of_fetch(before, {screen: 400}, same_assignment=False) == {
+        screen: 400,
+        offers: None,
+    }
+
+
+def test_record_seeks_keeps_the_seek_and_notes_it() -> None:
+    screen = TopicPartition(catalog.SCREEN, 0)
+    consumer, _ = fake_aiokafka_consumer({screen: 500})
+    noted = record_seeks(consumer)
+
+    consumer._subscription.seek(screen, 420)
+
+    assert noted == {screen: 420}
+    assert consumer._subscription.subscription.assignment.state_value(screen).position == 420
 
 
 OTHER = TP(catalog.OFFERS, 0)
