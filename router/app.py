@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from typing import Any, cast
 
 import faust
 from faust.tables.manager import TableManager
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from router import agents, catalog, gc_tuning, metrics, normalize, observability, web
@@ -19,8 +20,9 @@ from router.agents import Clock
 from router.buyers import Buyer, BuyersConfig
 from router.live import LiveMarket
 from router.market import MarketSource
+from router.observability import GroupProgress
 from router.settings import Settings
-from router.stalls import StallWatch
+from router.stalls import NO_PROGRESS, StallWatch, records_wait
 from router.topology import Topology, declare
 from router.transport import Consumer, Transport
 
@@ -37,43 +39,58 @@ def broker_urls(bootstrap_servers: str) -> list[str]:
 
 
 async def fetch_stalled_partitions(
-    app: faust.App, stalls: StallWatch[Any], router_metrics: metrics.Metrics
+    app: faust.App,
+    stalls: StallWatch[Any],
+    router_metrics: metrics.Metrics,
+    progress: Mapping[Any, GroupProgress] | None = None,
 ) -> None:
-    """Log and fetch again the stream partitions left out of the fetch (`router/stalls.py`).
+    """Log and fetch again the stream partitions the worker stopped consuming
+    (`router/stalls.py`); `progress` (the lag sample's offsets) tells where records wait.
 
     Never raises: it runs in a Faust timer, where an exception would crash the worker, and its
     seek talks to the broker, which may be briefly unreachable.
     """
     try:
-        await _fetch_stalled_partitions(app, stalls, router_metrics)
+        await _fetch_stalled_partitions(app, stalls, router_metrics, progress or {})
     except Exception as exc:
         log.warning("stalled-partition check failed", extra={"error": repr(exc)})
 
 
 async def _fetch_stalled_partitions(
-    app: faust.App, stalls: StallWatch[Any], router_metrics: metrics.Metrics
+    app: faust.App,
+    stalls: StallWatch[Any],
+    router_metrics: metrics.Metrics,
+    progress: Mapping[Any, GroupProgress],
 ) -> None:
     consumer = cast(Consumer, app.consumer)
     recovered = cast(TableManager, app.tables).recovery.completed.is_set()
     if app.rebalancing or app.in_recovery or not recovered:
         stalls.forget()  # partitions are paused on purpose until recovery ends
         return
-    stalled = stalls.observe(consumer.not_fetched(), time.monotonic())
+    committed = {
+        TP(tp.topic, tp.partition): offsets.committed
+        for tp, offsets in progress.items()
+        if records_wait(offsets.committed, offsets.end)
+    }
+    stalled = stalls.observe(consumer.not_consumed(set(committed)), time.monotonic())
     if not stalled:
         return
     for tp, state in stalled.items():
         log.warning(
-            "stream partition left out of the fetch; fetching it again",
+            "stream partition not consumed; fetching it again",
             extra={
                 "topic": tp.topic,
                 "partition": tp.partition,
                 "reason": state.reason,
                 "read_offset": state.read_offset,
                 "after_s": stalls.after_s,
+                "state": consumer.fetch_state(tp),
             },
         )
         router_metrics.partitions_refetched.labels(state.reason).inc()
-    await consumer.fetch_again(set(stalled))
+    no_progress = {tp for tp, state in stalled.items() if state.reason == NO_PROGRESS}
+    await consumer.read_again({tp: committed[tp] for tp in no_progress})
+    await consumer.fetch_again(set(stalled) - no_progress)
     stalls.forget()
 
 
@@ -176,18 +193,19 @@ def create_app(
 
     @app.timer(SAMPLE_INTERVAL_S)
     async def sample() -> None:
-        await fetch_stalled_partitions(app, stalls, router_metrics)
         now = clock()
         buyers = market_source.current().config.buyers
         observability.publish_local_hours(router_metrics, buyers, now)
         observability.publish_cap_usage(router_metrics, buyers, topology.caps.get, now)
+        progress: Mapping[Any, GroupProgress] = {}
         try:
-            await lag.sample(app.consumer.assignment())
+            progress = await lag.sample(app.consumer.assignment())
         except Exception as exc:
             # An exception escaping a Faust timer crashes the whole worker; a metric must
             # never take the router down while the broker is briefly unreachable.
             log.warning("lag sample failed", extra={"error": repr(exc)})
             await lag.reset()
+        await fetch_stalled_partitions(app, stalls, router_metrics, progress)
 
     observability.publish_local_hours(router_metrics, seed.buyers, clock())
     web.register(app, registry, market_source, topology, clock)

@@ -107,7 +107,7 @@ def create(registry: CollectorRegistry) -> Metrics:
         rebalances=counter("router_rebalances_total", "Consumer group rebalances seen"),
         partitions_refetched=counter(
             "router_partitions_refetched_total",
-            "Stream partitions found left out of the fetch for a minute, and fetched again",
+            "Stream partitions found not consumed for a minute while records waited, fetched again",
             ("reason",),
         ),
         send_errors=counter(

@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Set
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -153,6 +153,11 @@ class RouterSensor(Sensor):
         self.metrics.send_errors.labels(str(state)).inc()
 
 
+class GroupProgress(NamedTuple):
+    committed: int  # the group's committed offset (0 when it has none)
+    end: int  # the partition's end offset, as the broker reports it
+
+
 class LagMonitor:
     """Consumer lag from the broker's view (committed offsets of the group vs. end offsets),
     for the partitions this worker holds now. Independent of Faust's sensor, so the series
@@ -181,7 +186,8 @@ class LagMonitor:
             await self._consumer.start()
         return self._admin, self._consumer
 
-    async def sample(self, assigned: Set[Any]) -> None:
+    async def sample(self, assigned: Set[Any]) -> dict[TopicPartition, GroupProgress]:
+        """Export the gauges; returns each sampled partition's committed and end offsets."""
         tps = {TopicPartition(tp.topic, tp.partition) for tp in assigned if tp.topic in self.topics}
         self.metrics.assigned_partitions.set(len(tps))
         for gone in self._exported - tps:
@@ -194,10 +200,11 @@ class LagMonitor:
                 gauge.remove(*labels)
         self._exported = tps
         if not tps:
-            return
+            return {}
         admin, consumer = await self._clients()
         committed = await admin.list_consumer_group_offsets(self.group_id, partitions=list(tps))
         ends = await consumer.end_offsets(list(tps))
+        progress: dict[TopicPartition, GroupProgress] = {}
         for tp in tps:
             end = ends.get(tp, 0)
             meta = committed.get(tp)
@@ -206,6 +213,8 @@ class LagMonitor:
             self.metrics.end_offset.labels(*labels).set(end)
             self.metrics.committed_offset.labels(*labels).set(done)
             self.metrics.consumer_lag.labels(*labels).set(max(0, end - done))
+            progress[tp] = GroupProgress(committed=done, end=end)
+        return progress
 
     async def reset(self) -> None:
         """Drop the clients (after an error): the next sample connects afresh."""

@@ -30,8 +30,9 @@ an ack can land after the new assignment has set the committed offset, and make 
 past a record the new generation has not processed yet. Acks of earlier generations are
 ignored here: the record is fetched again under the new generation and acked then.
 
-It names the stream partitions it is not fetching and why (`not_fetched`), and puts them back
-(`fetch_again`), for the watch in `router/stalls.py`.
+It names the stream partitions it is not consuming and why (`not_consumed`), puts them back
+(`fetch_again`, `read_again`) and says what each layer knows of one (`fetch_state`), for the
+watch in `router/stalls.py`.
 
 Last, a speed-up: Faust's fetch loop races each record's callback against the flow's suspension
 with four tasks; the consumer below runs the callback's first step at once and races only a
@@ -52,7 +53,7 @@ from mode.services import WaitResults
 
 from router import eager
 from router.offset_holes import HoleGuard
-from router.stalls import NotFetched
+from router.stalls import NO_PROGRESS, NotFetched
 
 Record = tuple[bytes | None, bytes | None]  # key, value
 Batch = tuple[asyncio.Future[Any], int]  # a batch's delivery, and its record count
@@ -279,13 +280,19 @@ class Consumer(faust_aiokafka.Consumer):
             return WaitResults([callback], [outcome.value], False)
         return await super().wait_first(outcome, suspended)
 
-    def not_fetched(self) -> dict[TP, NotFetched]:
-        """Assigned stream partitions Faust is not fetching now, and why."""
+    def not_consumed(self, waiting: Set[TP] = frozenset()) -> dict[TP, NotFetched]:
+        """Assigned stream partitions Faust is not fetching now, and why; and those it fetches
+        among `waiting` (partitions whose records wait on the broker), as `no_progress`. Whether
+        the latter are stuck, only their read offset over time can tell (`router/stalls.py`)."""
         active = self._get_active_partitions()
         changelogs = self.app.tables.changelog_topics
         left_out: dict[TP, NotFetched] = {}
         for tp in self.assignment():
-            if tp in active or tp.topic in changelogs:
+            if tp.topic in changelogs:
+                continue
+            if tp in active:
+                if tp in waiting:
+                    left_out[tp] = NotFetched(NO_PROGRESS, self._read_offset.get(tp))
                 continue
             if tp in self._held_until_seek:
                 reason = "held_until_seek"
@@ -307,6 +314,44 @@ class Consumer(faust_aiokafka.Consumer):
         self._buffered_partitions.difference_update(rest)
         # Through the hold: while a seek is pending, a resumed partition waits for it.
         self.resume_partitions(rest)
+
+    async def read_again(self, offsets: Mapping[TP, int]) -> None:
+        """Seek partitions that make no progress back to these (committed) offsets:
+        the seek sets Faust's read offset and the fetcher's position, and drops records the
+        fetcher holds for them. Records read twice are harmless: every stage is idempotent."""
+        for tp, offset in offsets.items():
+            await self.seek(tp, offset)
+
+    def fetch_state(self, tp: TP) -> dict[str, Any]:
+        """What Faust and aiokafka know of a partition, for the log of a stall: which layer
+        lost track of it is what docs/reliability.md sections 9 and 11 could not tell."""
+        state: dict[str, Any] = {
+            "active": tp in self._get_active_partitions(),
+            "paused": tp in self._paused_partitions,
+            "buffer_full": tp in self._buffered_partitions,
+            "held_until_seek": tp in self._held_until_seek,
+            "read_offset": self._read_offset.get(tp),
+            "committed_offset": self._committed_offset.get(tp),
+            "unacked": sum(1 for message in list(self._unacked_messages) if message.tp == tp),
+        }
+        consumer = getattr(self._thread, "_consumer", None)
+        subscription = consumer._subscription.subscription if consumer is not None else None
+        assignment = subscription.assignment if subscription is not None else None
+        atp = aiokafka.TopicPartition(tp.topic, tp.partition)
+        if consumer is None or assignment is None or atp not in assignment.tps:
+            state["fetcher"] = "not assigned"
+            return state
+        tp_state = assignment.state_value(atp)
+        fetcher = consumer._fetcher
+        state["fetcher"] = {
+            "status": tp_state._status.name,
+            "position": tp_state._position,
+            "paused": tp_state.paused,
+            "highwater": tp_state.highwater,
+            "records_waiting": atp in fetcher._records,
+            "fetches_in_flight": len(fetcher._in_flight),
+        }
+        return state
 
 
 def _close(waitable: Any) -> None:

@@ -453,7 +453,7 @@ def wait_lag_zero(
 # -- worker log findings -----------------------------------------------------------------------
 
 CRASH_MARKERS = ("Crashed", "We experienced a crash")
-REFETCH_MARKER = "stream partition left out of the fetch"
+REFETCH_MARKER = "stream partition not consumed"
 
 
 def worker_log_findings(log_dir: Path) -> dict[str, Any]:
@@ -461,8 +461,8 @@ def worker_log_findings(log_dir: Path) -> dict[str, Any]:
 
     `joins_since_last_sync` counts JoinGroup rounds after the last completed SyncGroup: a
     number that keeps growing means the group is stuck and no worker consumes anything.
-    `refetched` lists the partitions a worker found left out of its fetch and put back
-    (`router/stalls.py`): not a violation, but the trace of docs/reliability.md section 9.
+    `refetched` lists the partitions a worker found not consumed and put back
+    (`router/stalls.py`): not a violation, but the trace of docs/reliability.md sections 9, 11.
     """
     crashes: list[str] = []
     refetched: list[str] = []

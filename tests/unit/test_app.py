@@ -4,11 +4,13 @@ import logging
 from pathlib import Path
 
 import pytest
+from aiokafka import TopicPartition
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from router import agents, catalog, metrics
 from router.app import create_app, fetch_stalled_partitions
+from router.observability import GroupProgress
 from router.settings import Settings
 from router.stalls import StallWatch
 
@@ -45,6 +47,36 @@ async def test_a_stalled_stream_partition_is_logged_counted_and_fetched_again(
     assert stalled in app.consumer._get_active_partitions()
     assert router_metrics.partitions_refetched.labels("unknown")._value.get() == 1
     assert any(getattr(r, "topic", None) == stalled.topic for r in caplog.records)
+
+
+async def test_a_fetched_partition_making_no_progress_is_sought_to_its_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(bootstrap_servers="127.0.0.1:1", data_dir=tmp_path)
+    app, _ = create_app(settings, [])
+    stuck, idle = TP(catalog.INTAKE["click"], 1), TP(catalog.INTAKE["form"], 0)
+    monkeypatch.setattr(app.consumer, "assignment", lambda: {stuck, idle})
+    app.consumer._set_active_tps({stuck, idle})  # both fetched, as far as Faust knows
+    app.consumer._read_offset.update({stuck: 30, idle: 10})
+    app.tables.recovery.completed.set()
+    sought: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        sought.append((tp, offset))
+
+    monkeypatch.setattr(app.consumer, "_seek", seek)
+    router_metrics = metrics.create(CollectorRegistry())
+    progress = {
+        TopicPartition(stuck.topic, stuck.partition): GroupProgress(committed=22, end=180),
+        TopicPartition(idle.topic, idle.partition): GroupProgress(committed=11, end=12),
+    }
+    with caplog.at_level(logging.WARNING, logger="router.app"):
+        await fetch_stalled_partitions(app, StallWatch(after_s=0), router_metrics, progress)
+
+    assert sought == [(stuck, 22)], "only the partition whose records wait, to its commit"
+    assert router_metrics.partitions_refetched.labels("no_progress")._value.get() == 1
+    (logged,) = [r for r in caplog.records if getattr(r, "topic", None) == stuck.topic]
+    assert logged.state["active"] is True and logged.state["read_offset"] == 30
 
 
 def test_batch_settings_reach_the_agents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.stalls import NotFetched, StallWatch
+from router.stalls import NotFetched, StallWatch, records_wait
 
 pytestmark = pytest.mark.unit
 
@@ -69,3 +69,14 @@ def test_only_partitions_left_out_the_whole_wait_are_reported(samples) -> None: 
                     break
                 start = at
             assert now - start >= 60
+
+
+@pytest.mark.parametrize(
+    ("committed", "end", "waiting"),
+    [(22, 180, True), (10, 12, True), (10, 11, False), (10, 10, False), (0, 0, False)],
+)
+def test_records_wait_only_beyond_a_transaction_marker(
+    committed: int, end: int, waiting: bool
+) -> None:
+    # A transactional producer's commit marker leaves a consumed partition one short of its end.
+    assert records_wait(committed, end) is waiting

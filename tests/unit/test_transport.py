@@ -11,7 +11,7 @@ import inspect
 from types import SimpleNamespace
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -275,17 +275,73 @@ async def test_partitions_left_out_of_the_fetch_are_named_with_their_reason(  # 
     consumer.pause_partitions(assigned)
     consumer.resume_partitions({STREAM, buffered, lost})  # held until the seek
     consumer._read_offset[STREAM] = 41
-    assert consumer.not_fetched()[STREAM] == ("held_until_seek", 41)
-    assert consumer.not_fetched()[OTHER].reason == "paused"
-    assert changelog not in consumer.not_fetched(), "changelogs are recovery's business"
+    assert consumer.not_consumed()[STREAM] == ("held_until_seek", 41)
+    assert consumer.not_consumed()[OTHER].reason == "paused"
+    assert changelog not in consumer.not_consumed(), "changelogs are recovery's business"
 
     await consumer.perform_seek()
     consumer.on_buffer_full(buffered)
     consumer._get_active_partitions().discard(lost)
-    assert consumer.not_fetched() == {
+    assert consumer.not_consumed() == {
         OTHER: ("paused", None),
         buffered: ("buffer_full", None),
         lost: ("unknown", None),
+    }
+
+
+async def test_a_fetched_partition_is_named_only_while_records_wait_on_it(  # type: ignore[no-untyped-def]
+    consumer, monkeypatch
+) -> None:
+    consumer, changelog = consumer
+    monkeypatch.setattr(consumer, "assignment", lambda: {STREAM, OTHER, changelog})
+    consumer._set_active_tps({STREAM, OTHER, changelog})
+    consumer._read_offset[STREAM] = 21
+
+    assert consumer.not_consumed() == {}
+    assert consumer.not_consumed({STREAM, changelog}) == {STREAM: ("no_progress", 21)}
+
+
+async def test_a_partition_read_again_is_sought_to_the_given_offset(  # type: ignore[no-untyped-def]
+    consumer, monkeypatch
+) -> None:
+    consumer, _ = consumer
+    sought = []
+
+    async def seek(tp, offset) -> None:  # type: ignore[no-untyped-def]
+        sought.append((tp, offset))
+
+    monkeypatch.setattr(consumer, "_seek", seek)
+    consumer._read_offset[STREAM] = 40
+
+    await consumer.read_again({STREAM: 22})
+    assert sought == [(STREAM, 22)]
+    assert consumer._read_offset[STREAM] == 22, "Faust reads from the sought offset on"
+
+
+async def test_the_fetch_state_of_a_partition_shows_both_layers(  # type: ignore[no-untyped-def]
+    consumer, monkeypatch
+) -> None:
+    consumer, _ = consumer
+    consumer._set_active_tps({STREAM})
+    consumer._read_offset[STREAM] = 7
+    state = consumer.fetch_state(STREAM)
+    assert state["active"] is True and state["read_offset"] == 7
+    assert state["fetcher"] == "not assigned", "no aiokafka consumer in this test"
+
+    aio = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
+    atp = TopicPartition(STREAM.topic, STREAM.partition)
+    aio._subscription.assign_from_user([atp])
+    aio._subscription.seek(atp, 22)
+    monkeypatch.setattr(consumer._thread, "_consumer", aio, raising=False)
+    fetcher = SimpleNamespace(_records={atp: object()}, _in_flight=set())
+    monkeypatch.setattr(aio, "_fetcher", fetcher, raising=False)
+    assert consumer.fetch_state(STREAM)["fetcher"] == {
+        "status": "CONSUMING",
+        "position": 22,
+        "paused": False,
+        "highwater": None,
+        "records_waiting": True,
+        "fetches_in_flight": 0,
     }
 
 
@@ -308,7 +364,7 @@ async def test_stalled_partitions_are_fetched_again_a_held_one_after_a_seek(  # 
     await consumer.fetch_again({STREAM, buffered})
 
     assert seeks and STREAM not in seeks[0], "the held partition is sought before it is fetched"
-    assert consumer.not_fetched() == {}
+    assert consumer.not_consumed() == {}
     assert not consumer._buffered_partitions
 
 
@@ -322,7 +378,7 @@ async def test_a_stalled_partition_fetched_again_before_a_pending_seek_waits_for
 
     await consumer.fetch_again({STREAM})
     assert STREAM not in consumer._get_active_partitions(), "fetched before its seek: section 4"
-    assert consumer.not_fetched()[STREAM].reason == "held_until_seek"
+    assert consumer.not_consumed()[STREAM].reason == "held_until_seek"
     await consumer.perform_seek()
     assert STREAM in consumer._get_active_partitions()
 
