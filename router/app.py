@@ -167,6 +167,11 @@ def create_app(
         gc_tuning.watch_pauses(router_metrics.gc_pause_seconds)
         gc_tuning.tune(settings.gc_young_threshold)
 
+    def count_skipped(topic: str, offsets: int) -> None:
+        router_metrics.offsets_skipped.labels(topic).inc(offsets)
+
+    cast(Consumer, app.consumer).on_offsets_skipped = count_skipped
+
     worker_id = f"{socket.gethostname()}:{settings.web_port}"
     router_metrics.build_info.labels(version("lead-router"), worker_id).set(1)
     observability.initialize_series(

@@ -35,6 +35,7 @@ class Metrics:
     assigned_partitions: Gauge
     rebalances: Counter
     partitions_refetched: Counter
+    offsets_skipped: Counter
     send_errors: Counter
     table_keys_expired: Counter
     gc_pause_seconds: Histogram
@@ -109,6 +110,11 @@ def create(registry: CollectorRegistry) -> Metrics:
             "router_partitions_refetched_total",
             "Stream partitions found not consumed for a minute while records waited, fetched again",
             ("reason",),
+        ),
+        offsets_skipped=counter(
+            "router_offsets_skipped_total",
+            "Offsets a fetch jumped over, which Faust commits past unprocessed",
+            ("topic",),
         ),
         send_errors=counter(
             "router_producer_send_errors_total", "Records the producer failed to send", ("topic",)

@@ -122,6 +122,7 @@ def initialize_series(metrics: Metrics, buyers: Iterable[Buyer], topics: Iterabl
         metrics.decisions.labels(outcome, reason)
     for topic in topics:
         metrics.send_errors.labels(topic)
+        metrics.offsets_skipped.labels(topic)
     for buyer in buyers:
         metrics.leads_sold.labels(buyer.id)
         metrics.revenue.labels(buyer.id)

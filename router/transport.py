@@ -42,6 +42,7 @@ callback that suspends (`router/eager.py`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence, Set
 from typing import Any, cast
@@ -54,6 +55,8 @@ from mode.services import WaitResults
 from router import eager
 from router.offset_holes import HoleGuard
 from router.stalls import NO_PROGRESS, NotFetched
+
+log = logging.getLogger(__name__)
 
 Record = tuple[bytes | None, bytes | None]  # key, value
 Batch = tuple[asyncio.Future[Any], int]  # a batch's delivery, and its record count
@@ -237,6 +240,32 @@ class Consumer(faust_aiokafka.Consumer):
         if message.generation_id != self.app.consumer_generation_id:
             return False
         return cast(bool, super().ack(message))
+
+    # The composition root counts skipped offsets in a metric: (topic, how many).
+    on_offsets_skipped: Callable[[str, int], None] | None = None
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        # Faust books the offsets a fetch jumped over as processed, and commits past them. On
+        # Kafka only a transaction's commit marker (one offset, in a topic others write) or
+        # compaction leaves such a jump; any other one is records this worker never processed.
+        skipped = offset_to - offset_from
+        if skipped > 0:
+            contiguous = cast("Transport", self.transport).contiguous_topics
+            marker = skipped == 1 and tp.topic not in contiguous
+            log.log(
+                logging.DEBUG if marker else logging.WARNING,
+                "offsets skipped by the fetch; committed past without being processed",
+                extra={
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "first": offset_from,
+                    "last": offset_to - 1,
+                    "skipped": skipped,
+                },
+            )
+            if self.on_offsets_skipped is not None:
+                self.on_offsets_skipped(tp.topic, skipped)
+        await super()._add_gap(tp, offset_from, offset_to)
 
     async def perform_seek(self) -> None:
         # Faust's fetcher also seeks when it finds the flow stopped, e.g. during table

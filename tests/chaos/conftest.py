@@ -454,6 +454,7 @@ def wait_lag_zero(
 
 CRASH_MARKERS = ("Crashed", "We experienced a crash")
 REFETCH_MARKER = "stream partition not consumed"
+SKIP_MARKER = "offsets skipped by the fetch"
 
 
 def worker_log_findings(log_dir: Path) -> dict[str, Any]:
@@ -463,9 +464,12 @@ def worker_log_findings(log_dir: Path) -> dict[str, Any]:
     number that keeps growing means the group is stuck and no worker consumes anything.
     `refetched` lists the partitions a worker found not consumed and put back
     (`router/stalls.py`): not a violation, but the trace of docs/reliability.md sections 9, 11.
+    `skipped` lists the offsets Faust booked as a gap and committed past (`router/transport.py`):
+    where an event without a decision was lost, if the worker saw it.
     """
     crashes: list[str] = []
     refetched: list[str] = []
+    skipped: list[str] = []
     last_sync: tuple[str, str] = ("", "")
     joins: list[str] = []
     tracebacks = 0
@@ -478,7 +482,8 @@ def worker_log_findings(log_dir: Path) -> dict[str, Any]:
             for raw in handle:
                 if "Traceback" in raw:
                     tracebacks += 1
-                if not any(marker in raw for marker in ("group", REFETCH_MARKER, *CRASH_MARKERS)):
+                markers = ("group", REFETCH_MARKER, SKIP_MARKER, *CRASH_MARKERS)
+                if not any(marker in raw for marker in markers):
                     continue
                 try:
                     entry = orjson.loads(raw)
@@ -489,6 +494,11 @@ def worker_log_findings(log_dir: Path) -> dict[str, Any]:
                     refetched.append(
                         f"{path.stem} {ts} {entry.get('topic')}/{entry.get('partition')} "
                         f"{entry.get('reason')} at {entry.get('read_offset')}"
+                    )
+                elif message.startswith(SKIP_MARKER):
+                    skipped.append(
+                        f"{path.stem} {ts} {entry.get('topic')}/{entry.get('partition')} "
+                        f"{entry.get('first')}..{entry.get('last')}"
                     )
                 elif any(marker in message for marker in CRASH_MARKERS):
                     crashes.append(f"{path.stem} {ts} {message[:240]}")
@@ -503,6 +513,7 @@ def worker_log_findings(log_dir: Path) -> dict[str, Any]:
         "last_synced_at": last_sync[0] or None,
         "joins_since_last_sync": sum(1 for ts in joins if ts > last_sync[0]),
         "refetched": refetched,
+        "skipped": skipped,
     }
 
 

@@ -79,6 +79,16 @@ async def test_a_fetched_partition_making_no_progress_is_sought_to_its_commit(
     assert logged.state["active"] is True and logged.state["read_offset"] == 30
 
 
+async def test_offsets_skipped_by_a_fetch_reach_the_metric(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    app, _ = create_app(
+        Settings(bootstrap_servers="127.0.0.1:1", data_dir=tmp_path), [], registry=registry
+    )
+    await app.consumer._add_gap(TP(catalog.SCREEN, 1), 10, 13)
+    labels = {"topic": catalog.SCREEN}
+    assert registry.get_sample_value("router_offsets_skipped_total", labels) == 3
+
+
 def test_batch_settings_reach_the_agents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[agents.Deps] = []
     monkeypatch.setattr(agents, "register", lambda topology, deps: seen.append(deps))

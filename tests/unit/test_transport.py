@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from types import SimpleNamespace
 
 import pytest
@@ -343,6 +344,24 @@ async def test_the_fetch_state_of_a_partition_shows_both_layers(  # type: ignore
         "records_waiting": True,
         "fetches_in_flight": 0,
     }
+
+
+async def test_offsets_faust_books_as_a_gap_are_logged_and_counted(  # type: ignore[no-untyped-def]
+    consumer, monkeypatch, caplog
+) -> None:
+    consumer, _ = consumer
+    counted: list[tuple[str, int]] = []
+    monkeypatch.setattr(consumer, "on_offsets_skipped", lambda topic, n: counted.append((topic, n)))
+    intake = TP(catalog.INTAKE["call"], 2)
+
+    with caplog.at_level(logging.DEBUG, logger="router.transport"):
+        await consumer._add_gap(intake, 95, 140)
+        await consumer._add_gap(intake, 200, 201)  # one offset: a transaction marker, on Kafka
+
+    assert counted == [(intake.topic, 45), (intake.topic, 1)]
+    levels = [(r.levelno, r.first, r.last) for r in caplog.records if hasattr(r, "skipped")]
+    assert levels == [(logging.WARNING, 95, 139), (logging.DEBUG, 200, 200)]
+    assert consumer._gap[intake], "Faust still books the gap"
 
 
 async def test_stalled_partitions_are_fetched_again_a_held_one_after_a_seek(  # type: ignore[no-untyped-def]
