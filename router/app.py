@@ -140,7 +140,12 @@ def create_app(
         bootstrap_servers=settings.bootstrap_servers,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         verify_end_offsets=settings.verify_end_offsets,
-        contiguous_topics=frozenset(spec.name for spec in specs if spec.role == "internal"),
+        contiguous_topics=frozenset(
+            spec.name
+            for spec in specs
+            if spec.role == "internal"
+            or (spec.role == "intake" and not settings.intake_transactional)
+        ),
     )
     normalize.warm_up()
     topology = declare(app, settings)

@@ -62,5 +62,10 @@ class Settings(BaseSettings):
     # For brokers that report the start of the last batch as a partition's end offset (the
     # embedded one): table recovery then reads on to the true end. Kafka needs no help.
     verify_end_offsets: bool = False
+    # Whether capture services write intake topics with transactions. Each transaction then
+    # leaves a commit marker, an offset no consumer reads, so the guard against skipped
+    # offsets (router/offset_holes.py) must leave intake alone; without transactions Kafka
+    # never leaves a hole there, and a broker that does loses leads unless they are read again.
+    intake_transactional: bool = False
     # Faust wants a data directory even with in-memory tables; keep it out of the checkout.
     data_dir: Path = Path(tempfile.gettempdir()) / "lead-router"

@@ -65,6 +65,9 @@ Batch = tuple[asyncio.Future[Any], int]  # a batch's delivery, and its record co
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     _holes: HoleGuard | None = None
     _sought: dict[Any, int] | None = None
+    # Per guarded partition, the offset after the last record handed on, for one assignment.
+    _handed_on: dict[Any, int] | None = None
+    _handed_on_for: Any = None
 
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
@@ -82,22 +85,41 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         max_records: int | None = None,
     ) -> Mapping[Any, list[Any]]:
         guard = self._holes
+        if guard is None:
+            return await super()._fetch_records(
+                consumer, active_partitions, timeout=timeout, max_records=max_records
+            )
         sought = self._sought if self._sought is not None else {}
-        sought.clear()
         assignment = current_assignment(consumer)
-        # Positions before the fetch: a fetch whose first record lies beyond them skipped some.
-        positions = consumer_positions(consumer, guard.topics) if guard else {}
+        if self._handed_on is None or assignment is not self._handed_on_for:
+            self._handed_on, self._handed_on_for = {}, assignment
+        handed_on = self._handed_on
+        # Where each partition's records must start: where the last fetch's records ended,
+        # else the position before this fetch. Not the position alone: aiokafka moves it to the
+        # end a batch's header claims, so a batch with fewer records than offsets would leave
+        # a hole between two fetches that no single fetch shows.
+        starts = {
+            tp: handed_on.get(tp, position)
+            for tp, position in consumer_positions(consumer, guard.topics).items()
+        }
         fetched = await super()._fetch_records(
             consumer, active_partitions, timeout=timeout, max_records=max_records
         )
-        if guard is None or not fetched:
+        # A seek since the last fetch (a rebalance seeks back to the committed offsets, often
+        # while a fetch waits) sets where the records start instead.
+        same_assignment = current_assignment(consumer) is assignment
+        starts = starts_of_fetch(starts, sought, same_assignment=same_assignment)
+        sought.clear()
+        if not fetched:
             return fetched
-        # A rebalance seeks back to the committed offsets while the fetch waits, and the
-        # records then start there, not at the position read before the wait.
-        positions = starts_of_fetch(
-            positions, sought, same_assignment=current_assignment(consumer) is assignment
-        )
-        return read_holes_again(consumer, guard, fetched, positions)
+        kept = read_holes_again(consumer, guard, fetched, starts)
+        if same_assignment:
+            handed_on.update(
+                (tp, records[-1].offset + 1)
+                for tp, records in kept.items()
+                if records and getattr(tp, "topic", None) in guard.topics
+            )
+        return kept
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         reported = await super()._highwaters(partitions)
@@ -111,7 +133,7 @@ def record_seeks(consumer: aiokafka.AIOKafkaConsumer) -> dict[Any, int]:
     """A dict that each seek of `consumer` writes its partition's new offset into.
 
     Every seek (`seek`, `seek_to_committed`) ends in the subscription's `seek`; the fetch path
-    clears the dict before each fetch, so afterwards it holds the seeks made while it waited.
+    clears the dict after each fetch, so it holds the seeks made since the last one ended.
     """
     sought: dict[Any, int] = {}
     subscription = consumer._subscription
@@ -148,9 +170,10 @@ def consumer_positions(
 def starts_of_fetch(
     before: Mapping[Any, int | None], sought: Mapping[Any, int], same_assignment: bool
 ) -> dict[Any, int | None]:
-    """Where each partition's fetched records start: the last offset sought while the fetch
-    waited, else the position before it. A new assignment meanwhile started each partition
-    afresh from its committed offset, which the fetch path does not know (None)."""
+    """Where each partition's fetched records start: the last offset sought since the last
+    fetch, else where they were expected before this one. A new assignment meanwhile started
+    each partition afresh from its committed offset, which the fetch path does not know
+    (None)."""
     starts: dict[Any, int | None] = {
         tp: position if same_assignment else None for tp, position in before.items()
     }
@@ -241,7 +264,7 @@ class Consumer(faust_aiokafka.Consumer):
             return False
         return cast(bool, super().ack(message))
 
-    # The composition root counts skipped offsets in a metric: (topic, how many).
+    # The composition root counts skipped offsets, markers left out, in a metric.
     on_offsets_skipped: Callable[[str, int], None] | None = None
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
@@ -263,7 +286,7 @@ class Consumer(faust_aiokafka.Consumer):
                     "skipped": skipped,
                 },
             )
-            if self.on_offsets_skipped is not None:
+            if self.on_offsets_skipped is not None and not marker:
                 self.on_offsets_skipped(tp.topic, skipped)
         await super()._add_gap(tp, offset_from, offset_to)
 

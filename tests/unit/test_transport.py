@@ -165,13 +165,67 @@ async def test_a_fetch_that_skips_offsets_of_an_internal_topic_is_read_again(  #
     app, _ = create_app(settings, [])
     thread = object.__new__(_ConsumerThread)  # only the fetch path is under test
     thread._holes = HoleGuard(app.transport.contiguous_topics)
-    consumer, sought = fake_aiokafka_consumer({screen: 500, intake: 5})
+    consumer, sought = fake_aiokafka_consumer({screen: 500, intake: 7})
 
     records = await thread._fetch_records(consumer, {screen, intake})
 
     assert [r.offset for r in records[screen]] == [500, 501]
-    assert sought == {screen: 502}, "the skipped offsets must be fetched again"
-    assert [r.offset for r in records[intake]] == [7, 9], "intake holes can be Kafka's own"
+    assert [r.offset for r in records[intake]] == [7], "no transactions upstream by default"
+    assert sought == {screen: 502, intake: 8}, "the skipped offsets must be fetched again"
+
+
+async def test_intake_written_with_transactions_is_left_to_kafka(  # type: ignore[no-untyped-def]
+    monkeypatch, tmp_path
+) -> None:
+    intake = TopicPartition(catalog.INTAKE["form"], 0)
+
+    async def base_fetch(self, consumer, active, timeout=None, max_records=None):  # type: ignore[no-untyped-def]
+        return {intake: [SimpleNamespace(offset=o) for o in (7, 9)]}  # 8: a commit marker
+
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "_fetch_records", base_fetch)
+    settings = Settings(
+        bootstrap_servers="127.0.0.1:1", data_dir=tmp_path, intake_transactional=True
+    )
+    app, _ = create_app(settings, [])
+    thread = object.__new__(_ConsumerThread)  # only the fetch path is under test
+    thread._holes = HoleGuard(app.transport.contiguous_topics)
+    consumer, sought = fake_aiokafka_consumer({intake: 5})
+
+    records = await thread._fetch_records(consumer, {intake})
+
+    assert [r.offset for r in records[intake]] == [7, 9]
+    assert sought == {}
+
+
+async def test_a_hole_between_two_fetches_is_read_again(  # type: ignore[no-untyped-def]
+    monkeypatch, tmp_path
+) -> None:
+    intake = TopicPartition(catalog.INTAKE["call"], 2)
+    consumer, sought = fake_aiokafka_consumer({intake: 600})
+    fetches = iter([[600, 601, 609], [1074, 1075]])
+
+    async def base_fetch(self, consumer, active, timeout=None, max_records=None):  # type: ignore[no-untyped-def]
+        offsets = next(fetches)
+        # aiokafka moves the position to the end a batch's header claims, past its records.
+        consumer._subscription.subscription.assignment.state_value(intake).position = 1074
+        return {intake: [SimpleNamespace(offset=o) for o in offsets]}
+
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "_fetch_records", base_fetch)
+    settings = Settings(bootstrap_servers="127.0.0.1:1", data_dir=tmp_path)
+    app, _ = create_app(settings, [])
+    thread = object.__new__(_ConsumerThread)  # only the fetch path is under test
+    thread._holes = HoleGuard(app.transport.contiguous_topics)
+    thread._sought = record_seeks(consumer)
+
+    first = await thread._fetch_records(consumer, {intake})
+    assert [r.offset for r in first[intake]] == [600, 601], "602..608 missing inside the fetch"
+    assert sought == {intake: 602}
+    sought.clear()
+    thread._sought.clear()  # the fake's seek does not go through the subscription
+
+    second = await thread._fetch_records(consumer, {intake})
+    assert intake not in second, "the last fetch ended at 602; 1074 is past a hole"
+    assert sought == {intake: 602}
 
 
 async def test_a_hole_at_an_offset_sought_while_the_fetch_waited_is_read_again(  # type: ignore[no-untyped-def]
@@ -352,15 +406,20 @@ async def test_offsets_faust_books_as_a_gap_are_logged_and_counted(  # type: ign
     consumer, _ = consumer
     counted: list[tuple[str, int]] = []
     monkeypatch.setattr(consumer, "on_offsets_skipped", lambda topic, n: counted.append((topic, n)))
-    intake = TP(catalog.INTAKE["call"], 2)
+    intake, feedback = TP(catalog.INTAKE["call"], 2), TP(catalog.FEEDBACK, 0)
 
     with caplog.at_level(logging.DEBUG, logger="router.transport"):
         await consumer._add_gap(intake, 95, 140)
-        await consumer._add_gap(intake, 200, 201)  # one offset: a transaction marker, on Kafka
+        await consumer._add_gap(intake, 300, 301)  # no transactions upstream: a lost record
+        await consumer._add_gap(feedback, 200, 201)  # one offset others wrote: a marker, on Kafka
 
-    assert counted == [(intake.topic, 45), (intake.topic, 1)]
+    assert counted == [(intake.topic, 45), (intake.topic, 1)], "markers are not counted"
     levels = [(r.levelno, r.first, r.last) for r in caplog.records if hasattr(r, "skipped")]
-    assert levels == [(logging.WARNING, 95, 139), (logging.DEBUG, 200, 200)]
+    assert levels == [
+        (logging.WARNING, 95, 139),
+        (logging.WARNING, 300, 300),
+        (logging.DEBUG, 200, 200),
+    ]
     assert consumer._gap[intake], "Faust still books the gap"
 
 
