@@ -71,7 +71,7 @@ class HoleGuard:
                 kept[tp] = records
                 continue
             hole = first_hole(records, positions.get(tp))
-            if hole is None or not self._wait_for(tp, *hole):
+            if hole is None or not self.read_again(tp, *hole):
                 self._waiting.pop(tp, None)
                 kept[tp] = records
                 continue
@@ -82,8 +82,12 @@ class HoleGuard:
             seeks[tp] = start
         return kept, seeks
 
-    def _wait_for(self, tp: Any, start: int, end: int) -> bool:
-        """Whether to read the hole again rather than move past it."""
+    def settled(self, tp: Any) -> None:
+        """The partition has no hole now: a later one gets its own patience."""
+        self._waiting.pop(tp, None)
+
+    def read_again(self, tp: Any, start: int, end: int) -> bool:
+        """Whether to read the hole [start, end) again rather than move past it."""
         now = self.clock()
         waiting = self._waiting.get(tp)
         if waiting is None or waiting[0] != start:

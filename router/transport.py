@@ -64,6 +64,7 @@ Batch = tuple[asyncio.Future[Any], int]  # a batch's delivery, and its record co
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     _holes: HoleGuard | None = None
+    _behind: HoleGuard | None = None  # its own patience, for `read_behind_again`
     _sought: dict[Any, int] | None = None
     # Per guarded partition, the offset after the last record handed on, for one assignment.
     _handed_on: dict[Any, int] | None = None
@@ -74,6 +75,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # aiokafka reads this when the consumer starts its fetcher, which happens later.
         consumer._fetch_max_wait_ms = transport.fetch_max_wait_ms
         self._holes = HoleGuard(transport.contiguous_topics)
+        self._behind = HoleGuard(transport.contiguous_topics)
         self._sought = record_seeks(consumer)
         return consumer
 
@@ -113,6 +115,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if not fetched:
             return fetched
         kept = read_holes_again(consumer, guard, fetched, starts)
+        if self._behind is not None:
+            kept = read_behind_again(consumer, self._behind, kept, self.consumer._read_offset)
         if same_assignment:
             handed_on.update(
                 (tp, records[-1].offset + 1)
@@ -192,6 +196,37 @@ def read_holes_again(
     kept, seeks = guard.trim(fetched, positions)
     for tp, offset in seeks.items():
         consumer.seek(tp, offset)
+    return kept
+
+
+def read_behind_again(
+    consumer: aiokafka.AIOKafkaConsumer,
+    guard: HoleGuard,
+    fetched: Mapping[Any, list[Any]],
+    read_offsets: Mapping[TP, int | None],
+) -> dict[Any, list[Any]]:
+    """The fetched records, less each guarded partition's whose records start past the one
+    after Faust's read offset; those are sought back to the read offset.
+
+    Faust books such a jump as processed. It happens when records were handed to Faust's
+    fetch loop and dropped there (a partition left the active set while its records were on
+    the way) with no seek after it; docs/reliability.md section 12 saw a worker start hundreds
+    of offsets past its seek to the committed ones. The read offset is the last record Faust
+    read, or right after a seek the committed offset itself: reading from it again may repeat
+    one event, which every stage handles as a replay.
+    """
+    kept = dict(fetched)
+    for tp, records in fetched.items():
+        if not records or getattr(tp, "topic", None) not in guard.topics:
+            continue
+        read = read_offsets.get(TP(tp.topic, tp.partition))
+        first = records[0].offset
+        if read is None or first <= read + 1:
+            guard.settled(tp)
+            continue
+        if guard.read_again(tp, read + 1, first):
+            del kept[tp]
+            consumer.seek(tp, read)
     return kept
 
 

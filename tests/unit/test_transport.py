@@ -23,7 +23,7 @@ from router import catalog
 from router.app import create_app
 from router.offset_holes import HoleGuard
 from router.settings import Settings
-from router.transport import _ConsumerThread, record_seeks, starts_of_fetch
+from router.transport import _ConsumerThread, read_behind_again, record_seeks, starts_of_fetch
 
 pytestmark = pytest.mark.unit
 
@@ -251,6 +251,49 @@ async def test_a_hole_at_an_offset_sought_while_the_fetch_waited_is_read_again( 
 
     assert screen not in records, "checked against the position before the wait, 402 passed"
     assert sought == {screen: 400}
+
+
+def test_records_past_the_one_after_fausts_read_offset_are_read_again() -> None:
+    screen, offers = TopicPartition(catalog.SCREEN, 1), TopicPartition(catalog.OFFERS, 1)
+    intake = TopicPartition(catalog.INTAKE["click"], 3)
+    guard = HoleGuard(frozenset({catalog.SCREEN, catalog.OFFERS}))
+    consumer, sought = fake_aiokafka_consumer({screen: 438, offers: 50, intake: 438})
+    fetched = {
+        screen: [SimpleNamespace(offset=o) for o in (438, 439)],  # Faust read up to 323
+        offers: [SimpleNamespace(offset=o) for o in (41, 42)],  # Faust read 40
+        intake: [SimpleNamespace(offset=o) for o in (438, 439)],  # not guarded here
+    }
+    read_offsets = {TP(screen.topic, 1): 323, TP(offers.topic, 1): 40, TP(intake.topic, 3): 323}
+
+    kept = read_behind_again(consumer, guard, fetched, read_offsets)
+
+    assert set(kept) == {offers, intake}
+    assert sought == {screen: 323}, "back to the read offset: at worst one event read twice"
+
+
+def test_records_starting_at_a_sought_read_offset_pass() -> None:
+    screen = TopicPartition(catalog.SCREEN, 1)
+    guard = HoleGuard(frozenset({catalog.SCREEN}))
+    consumer, sought = fake_aiokafka_consumer({screen: 323})
+    fetched = {screen: [SimpleNamespace(offset=o) for o in (323, 324)]}  # after a seek to 323
+
+    assert read_behind_again(consumer, guard, fetched, {TP(screen.topic, 1): 323}) == fetched
+    assert read_behind_again(consumer, guard, fetched, {TP(screen.topic, 1): None}) == fetched
+    assert sought == {}
+
+
+def test_records_still_past_the_read_offset_after_the_patience_pass() -> None:
+    screen = TopicPartition(catalog.SCREEN, 1)
+    now = [0.0]
+    guard = HoleGuard(frozenset({catalog.SCREEN}), patience_s=5, clock=lambda: now[0])
+    consumer, sought = fake_aiokafka_consumer({screen: 438})
+    fetched = {screen: [SimpleNamespace(offset=438)]}
+    read_offsets = {TP(screen.topic, 1): 323}
+
+    assert read_behind_again(consumer, guard, fetched, read_offsets) == {}
+    assert sought == {screen: 323}
+    now[0] = 6.0  # the broker's final word: move on rather than stall the partition
+    assert read_behind_again(consumer, guard, fetched, read_offsets) == fetched
 
 
 def test_a_fetch_starts_where_it_was_sought_while_it_waited() -> None:
