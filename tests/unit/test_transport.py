@@ -146,6 +146,18 @@ def fake_aiokafka_consumer(positions: dict[TopicPartition, int]):  # type: ignor
     return consumer, sought
 
 
+def fetch_thread(monkeypatch, tmp_path, base_fetch, consumer=None, **settings):  # type: ignore[no-untyped-def]
+    """A consumer thread with only its fetch path, over `base_fetch` as Faust's own fetch."""
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "_fetch_records", base_fetch)
+    config = Settings(bootstrap_servers="127.0.0.1:1", data_dir=tmp_path, **settings)
+    app, _ = create_app(config, [])
+    thread = object.__new__(_ConsumerThread)
+    thread._holes = HoleGuard(app.transport.contiguous_topics)
+    if consumer is not None:
+        thread._sought = record_seeks(consumer)
+    return thread
+
+
 async def test_a_fetch_that_skips_offsets_of_an_internal_topic_is_read_again(  # type: ignore[no-untyped-def]
     monkeypatch, tmp_path
 ) -> None:
@@ -160,11 +172,7 @@ async def test_a_fetch_that_skips_offsets_of_an_internal_topic_is_read_again(  #
     async def base_fetch(self, consumer, active, timeout=None, max_records=None):  # type: ignore[no-untyped-def]
         return fetched
 
-    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "_fetch_records", base_fetch)
-    settings = Settings(bootstrap_servers="127.0.0.1:1", data_dir=tmp_path)
-    app, _ = create_app(settings, [])
-    thread = object.__new__(_ConsumerThread)  # only the fetch path is under test
-    thread._holes = HoleGuard(app.transport.contiguous_topics)
+    thread = fetch_thread(monkeypatch, tmp_path, base_fetch)
     consumer, sought = fake_aiokafka_consumer({screen: 500, intake: 7})
 
     records = await thread._fetch_records(consumer, {screen, intake})
@@ -182,13 +190,7 @@ async def test_intake_written_with_transactions_is_left_to_kafka(  # type: ignor
     async def base_fetch(self, consumer, active, timeout=None, max_records=None):  # type: ignore[no-untyped-def]
         return {intake: [SimpleNamespace(offset=o) for o in (7, 9)]}  # 8: a commit marker
 
-    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "_fetch_records", base_fetch)
-    settings = Settings(
-        bootstrap_servers="127.0.0.1:1", data_dir=tmp_path, intake_transactional=True
-    )
-    app, _ = create_app(settings, [])
-    thread = object.__new__(_ConsumerThread)  # only the fetch path is under test
-    thread._holes = HoleGuard(app.transport.contiguous_topics)
+    thread = fetch_thread(monkeypatch, tmp_path, base_fetch, intake_transactional=True)
     consumer, sought = fake_aiokafka_consumer({intake: 5})
 
     records = await thread._fetch_records(consumer, {intake})
@@ -210,12 +212,7 @@ async def test_a_hole_between_two_fetches_is_read_again(  # type: ignore[no-unty
         consumer._subscription.subscription.assignment.state_value(intake).position = 1074
         return {intake: [SimpleNamespace(offset=o) for o in offsets]}
 
-    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "_fetch_records", base_fetch)
-    settings = Settings(bootstrap_servers="127.0.0.1:1", data_dir=tmp_path)
-    app, _ = create_app(settings, [])
-    thread = object.__new__(_ConsumerThread)  # only the fetch path is under test
-    thread._holes = HoleGuard(app.transport.contiguous_topics)
-    thread._sought = record_seeks(consumer)
+    thread = fetch_thread(monkeypatch, tmp_path, base_fetch, consumer)
 
     first = await thread._fetch_records(consumer, {intake})
     assert [r.offset for r in first[intake]] == [600, 601], "602..608 missing inside the fetch"
@@ -240,12 +237,7 @@ async def test_a_hole_at_an_offset_sought_while_the_fetch_waited_is_read_again( 
         consumer._subscription.seek(screen, 400)
         return {screen: [SimpleNamespace(offset=o) for o in (402, 403)]}
 
-    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "_fetch_records", base_fetch)
-    settings = Settings(bootstrap_servers="127.0.0.1:1", data_dir=tmp_path)
-    app, _ = create_app(settings, [])
-    thread = object.__new__(_ConsumerThread)  # only the fetch path is under test
-    thread._holes = HoleGuard(app.transport.contiguous_topics)
-    thread._sought = record_seeks(consumer)
+    thread = fetch_thread(monkeypatch, tmp_path, base_fetch, consumer)
 
     records = await thread._fetch_records(consumer, {screen})
 
