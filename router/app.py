@@ -67,12 +67,13 @@ async def _fetch_stalled_partitions(
     if app.rebalancing or app.in_recovery or not recovered:
         stalls.forget()  # partitions are paused on purpose until recovery ends
         return
-    committed = {
+    # The committed offset of each partition whose records wait on the broker.
+    waiting = {
         TP(tp.topic, tp.partition): offsets.committed
         for tp, offsets in progress.items()
         if records_wait(offsets.committed, offsets.end)
     }
-    stalled = stalls.observe(consumer.not_consumed(set(committed)), time.monotonic())
+    stalled = stalls.observe(consumer.not_consumed(set(waiting)), time.monotonic())
     if not stalled:
         return
     for tp, state in stalled.items():
@@ -89,7 +90,7 @@ async def _fetch_stalled_partitions(
         )
         router_metrics.partitions_refetched.labels(state.reason).inc()
     no_progress = {tp for tp, state in stalled.items() if state.reason == NO_PROGRESS}
-    await consumer.read_again({tp: committed[tp] for tp in no_progress})
+    await consumer.read_again({tp: waiting[tp] for tp in no_progress})
     await consumer.fetch_again(set(stalled) - no_progress)
     stalls.forget()
 
