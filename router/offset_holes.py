@@ -1,7 +1,8 @@
-"""Offsets a broker skipped in a partition the router wrote itself.
+"""Offsets a broker skipped in a partition that cannot have holes.
 
 Kafka never leaves a hole between two records of a partition that is neither compacted nor
-written by transactions, and the router's internal topics are neither. Faust does not know
+written by transactions: the router's internal topics, and intake unless capture services
+write it with transactions (`ROUTER_INTAKE_TRANSACTIONAL`). Faust does not know
 that: when the next record's offset jumps, it books the jump as a gap and commits past it as if
 it had been processed. A broker that hands out the later records before the earlier ones are
 readable (the embedded one does: it advances the partition's end before it stores the batch,
@@ -11,7 +12,7 @@ loses those records for good.
 The guard cuts each fetched partition at its first hole and sends the consumer back to read
 it again. A hole that is still there after `PATIENCE_S` is taken as the broker's final word
 (logged as an error), so a broker that really lost records cannot stall a partition forever.
-Topics written by others (intake, feedback) are left alone: on Kafka their holes can be
+Other topics (feedback, and transactional intake) are left alone: on Kafka their holes can be
 transaction markers.
 """
 

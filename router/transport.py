@@ -18,11 +18,13 @@ partitions until the seek is done. Faust also seeks from its fetcher whenever it
 stopped (during table recovery, before the stream partitions are resumed); that seek does not
 count, or it would release the hold before the one that matters.
 
-And a guard for brokers that skip offsets: in a topic only the router writes, a fetch whose
-records jump over offsets is cut at the jump and read again (`router/offset_holes.py`),
-instead of Faust booking the jump as processed. The jump is measured from where the fetch
-started: the position before it, or the offset a seek set while it waited (a rebalance seeks
-to the committed offsets then, and a hole right there was missed before).
+And a guard for brokers that skip offsets: in a topic Kafka never leaves a hole in (the
+router's own, and intake written without transactions), a fetch whose records jump over
+offsets is cut at the jump and read again (`router/offset_holes.py`), instead of Faust booking
+the jump as processed. The jump is measured from where the last fetch's records ended, or the
+offset of a seek made since (a rebalance seeks to the committed offsets, often while a fetch
+waits), and from Faust's own read offset (records its fetch loop dropped leave it behind).
+The jumps Faust still books are logged and counted (`_add_gap`).
 
 And one more of the same family: Faust's stream skips messages fetched under an earlier
 consumer generation (before a rebalance) without processing them, but still *acks* them. Such
@@ -422,8 +424,7 @@ class Consumer(faust_aiokafka.Consumer):
             "unacked": sum(1 for message in list(self._unacked_messages) if message.tp == tp),
         }
         consumer = getattr(self._thread, "_consumer", None)
-        subscription = consumer._subscription.subscription if consumer is not None else None
-        assignment = subscription.assignment if subscription is not None else None
+        assignment = current_assignment(consumer) if consumer is not None else None
         atp = aiokafka.TopicPartition(tp.topic, tp.partition)
         if consumer is None or assignment is None or atp not in assignment.tps:
             state["fetcher"] = "not assigned"
