@@ -455,6 +455,9 @@ def wait_lag_zero(
 CRASH_MARKERS = ("Crashed", "We experienced a crash")
 REFETCH_MARKER = "stream partition not consumed"
 SKIP_MARKER = "offsets skipped by the fetch"
+# The hole guard's lines (`router/offset_holes.py`): a hole read again, and one given up on.
+REREAD_MARKER = "offsets skipped by the broker; reading them again"
+MOVED_PAST_MARKER = "offsets still missing; moving past them"
 
 
 def worker_log_findings(log_dir: Path) -> dict[str, Any]:
@@ -466,10 +469,13 @@ def worker_log_findings(log_dir: Path) -> dict[str, Any]:
     (`router/stalls.py`): not a violation, but the trace of docs/reliability.md sections 9, 11.
     `skipped` lists the offsets Faust booked as a gap and committed past (`router/transport.py`):
     where an event without a decision was lost, if the worker saw it.
+    `reread` lists the holes the guard read again instead (so a run with entries there and no
+    lost event shows the guard at work), `moved_past` the holes it gave up on after its patience.
     """
     crashes: list[str] = []
     refetched: list[str] = []
     skipped: list[str] = []
+    guarded: dict[str, list[str]] = {REREAD_MARKER: [], MOVED_PAST_MARKER: []}
     last_sync: tuple[str, str] = ("", "")
     joins: list[str] = []
     tracebacks = 0
@@ -482,7 +488,7 @@ def worker_log_findings(log_dir: Path) -> dict[str, Any]:
             for raw in handle:
                 if "Traceback" in raw:
                     tracebacks += 1
-                markers = ("group", REFETCH_MARKER, SKIP_MARKER, *CRASH_MARKERS)
+                markers = ("group", REFETCH_MARKER, SKIP_MARKER, *guarded, *CRASH_MARKERS)
                 if not any(marker in raw for marker in markers):
                     continue
                 try:
@@ -500,6 +506,11 @@ def worker_log_findings(log_dir: Path) -> dict[str, Any]:
                         f"{path.stem} {ts} {entry.get('topic')}/{entry.get('partition')} "
                         f"{entry.get('first')}..{entry.get('last')}"
                     )
+                elif message in guarded:
+                    guarded[message].append(
+                        f"{path.stem} {ts} {entry.get('topic')}/{entry.get('partition')} "
+                        f"[{entry.get('from')}, {entry.get('to')})"
+                    )
                 elif any(marker in message for marker in CRASH_MARKERS):
                     crashes.append(f"{path.stem} {ts} {message[:240]}")
                 elif message.startswith("Successfully synced group") and ts > last_sync[0]:
@@ -514,6 +525,8 @@ def worker_log_findings(log_dir: Path) -> dict[str, Any]:
         "joins_since_last_sync": sum(1 for ts in joins if ts > last_sync[0]),
         "refetched": refetched,
         "skipped": skipped,
+        "reread": guarded[REREAD_MARKER],
+        "moved_past": guarded[MOVED_PAST_MARKER],
     }
 
 
