@@ -1,8 +1,9 @@
 """Thin Faust agents: decode, call one pure stage, assign table state, send, observe.
 
-Agents take their stream in batches (`take_events`): Faust acks a batch's events only after
-the whole batch is processed, and table writes name the event's own partition
-(`router/output.py`), so a batch mixing partitions keeps each table co-partitioned.
+Agents take their stream in batches straight from the queue Faust's conductor fills
+(`router/batching.py`): a batch's events are acked only after the whole batch is processed, and
+table writes name the event's own partition (`router/output.py`), so a batch mixing partitions
+keeps each table co-partitioned.
 
 Every agent runs with concurrency=1: Faust can commit an offset past an event still in
 flight when concurrency > 1 (faust-streaming #606), which would lose it on a crash.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 
 from router import (
     accounting,
+    batching,
     codec,
     feedback,
     intake,
@@ -63,17 +65,6 @@ class Deps:
     batch_max_events: int = 500
     state_retention: timedelta = timedelta(days=7)
     sweep_every: timedelta = timedelta(hours=1)
-
-
-def current_events(events: Iterable[EventT], generation_id: int) -> list[EventT]:
-    """The batch's events still owned by this worker's consumer generation.
-
-    Faust skips a record fetched under an earlier generation when it dequeues it; a batch can
-    hold records buffered before a rebalance completed, so the same check is made again when
-    the batch is processed. Their acks are ignored (`router/transport.py`), so whoever holds
-    the partition now reads them again.
-    """
-    return [event for event in events if event.message.generation_id == generation_id]
 
 
 def _ref(event: EventT) -> IntakeRef:
@@ -181,18 +172,15 @@ def register(topology: Topology, deps: Deps) -> None:
         # One per agent: an agent's records wait only behind its own changelog writes.
         return Output(app, lambda topic, _error, lost: metrics.send_errors.labels(topic).inc(lost))
 
-    async def batches(stream: StreamT[bytes]) -> AsyncIterator[list[EventT]]:
-        """The stream's events, taken from Faust in batches.
-
-        Faust's per-event stream iteration costs more than most of our stages; taking a batch
-        skips part of it (docs/performance.md). Faust acks a batch when the next one is asked
-        for, which is after the agent is done with the batch's last event.
-        """
-        take_events = stream.take_events  # type: ignore[attr-defined]  # not in StreamT
-        async for events in take_events(deps.batch_max_events, deps.batch_within.total_seconds()):
-            current = current_events(events, app.consumer_generation_id)
-            if current:
-                yield current
+    def batches(stream: StreamT[bytes]) -> AsyncIterator[list[EventT]]:
+        """The stream's events in batches, without Faust's per-event stream iteration
+        (`router/batching.py`). A batch is acked when the next one is asked for, which is
+        after the agent is done with the batch's last event."""
+        return batching.batches(
+            batching.source_of(app, stream),
+            deps.batch_max_events,
+            deps.batch_within.total_seconds(),
+        )
 
     async def send_batch(out: Output, emitted: list[Emit]) -> None:
         """A batch's records in one go, in the order its events made them.
