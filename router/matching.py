@@ -32,9 +32,16 @@ def left_out(verdicts: Iterable[Verdict]) -> dict[str, list[str]]:
 
 def verdicts_of(grouped: Mapping[str, Iterable[str]]) -> list[Verdict]:
     """`left_out`'s verdicts again, sorted by buyer id as `match` returns them."""
-    verdicts = [_verdict(buyer_id, reason) for reason, ids in grouped.items() for buyer_id in ids]
+    return list(_sorted_verdicts(tuple((reason, tuple(ids)) for reason, ids in grouped.items())))
+
+
+@lru_cache(maxsize=4096)
+def _sorted_verdicts(grouped: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[Verdict, ...]:
+    # A vertical's leads are left out by few distinct groupings (200 among the bench's 2,350
+    # offers), and every closing decision lists them: one sort per grouping serves them all.
+    verdicts = [_verdict(buyer_id, reason) for reason, ids in grouped for buyer_id in ids]
     verdicts.sort(key=_BY_BUYER_ID)
-    return verdicts
+    return tuple(verdicts)
 
 
 class _VerticalSplit(NamedTuple):
@@ -108,10 +115,8 @@ def match(
                 by_id[buyer.id] = buyer
         if reason is not None:
             verdicts.append(_verdict(buyer.id, reason))
-    # Built from already-typed values: validating ~50 of them per lead was 3-4 % of a worker's
-    # samples (docs/performance.md); tests/unit/test_matching.py checks they round-trip.
     candidates = [
-        Candidate.model_construct(
+        Candidate(
             buyer_id=bid.buyer_id,
             price=bid.price,
             priority=bid.priority,
