@@ -34,6 +34,7 @@ from router import (
     offering,
     quality,
     retention,
+    salvage,
     screening,
 )
 from router.market import MarketSource
@@ -101,7 +102,7 @@ class _BuyerDesk:
             try:
                 offer = codec.decode(Offer, raw)
             except ValidationError as error:
-                return [intake.unreadable(raw, ref, error, self.deps.clock())]
+                return salvage.unreadable_offer(raw, ref, error, self.deps.clock())
             emits = await self._offer(offer, message.partition)
             self.stage_seconds["offer"].observe(time.perf_counter() - started)
             return emits
@@ -274,7 +275,7 @@ def register(topology: Topology, deps: Deps) -> None:
                 try:
                     lead = codec.decode(NormalizedLead, raw)
                 except ValidationError as error:
-                    emitted.append(intake.unreadable(raw, _ref(event), error, now))
+                    emitted.extend(salvage.unreadable_lead(raw, _ref(event), error, now))
                     continue
                 state = store_of(topology.dedup).get(lead.fingerprint) or {}
                 new_state, emits = screening.screen(
