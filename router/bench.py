@@ -40,6 +40,7 @@ from router.bench_topology import (
     TOPOLOGY_FIXED_WRITES,
     TOPOLOGY_HOPS,
     BenchTimeout,
+    TopologyResult,
     progress,
     raw_pipe,
     topology_limit,
@@ -78,6 +79,7 @@ SMALL_CAP_EVERY = 9  # buyers 0, 9, 18, ...: small caps, so cap handling and re-
 PACED_SECONDS = 10.0
 STARTUP_ALLOWANCE_S = 90.0
 SLOWEST_PLAUSIBLE_LEADS_PER_S = 50.0
+TOPOLOGY_RUNS = 2  # the topology limit is the best of this many runs
 
 
 def buyer_catalog(count: int = 50, seed: int = 0) -> list[dict[str, Any]]:
@@ -213,6 +215,14 @@ def paced_leads(leads: int, rate: float) -> int:
 def phase_timeout_s(leads: int) -> float:
     """How long one phase may take before the bench gives up: generous, but finite."""
     return STARTUP_ALLOWANCE_S + leads / SLOWEST_PLAUSIBLE_LEADS_PER_S
+
+
+def fastest(runs: Sequence[TopologyResult]) -> TopologyResult:
+    """The limit is the best the dataflow did: one run of a few seconds moved by ~10 % between
+    runs back to back on one broker (docs/performance.md, row 39)."""
+    if not runs:
+        raise ValueError("at least one topology run")
+    return max(runs, key=lambda run: run.leads_per_s)
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -408,6 +418,7 @@ class Options:
     seed: int = 0
     timeout_s: float | None = None
     stage3_writes: float | None = None
+    topology_runs: int = TOPOLOGY_RUNS
 
     @property
     def phase_timeout(self) -> float:
@@ -564,16 +575,21 @@ async def _bench(opts: Options, bootstrap: str, workdir: Path, result: dict[str,
     if writes is None:
         writes = stage3_writes_for(result["messages_written_per_lead"])
     progress(f"topology: {TOPOLOGY_FIXED_WRITES} + {writes:g} writes per lead")
-    topology = await topology_limit(
-        bootstrap,
-        events,
-        opts.partitions,
-        f"bench-{run_id}",
-        writes,
-        time.monotonic() + opts.phase_timeout,
-    )
+    runs = [
+        await topology_limit(
+            bootstrap,
+            events,
+            opts.partitions,
+            f"bench-{run_id}-{n}",
+            writes,
+            time.monotonic() + opts.phase_timeout,
+        )
+        for n in range(opts.topology_runs)
+    ]
+    topology = fastest(runs)
     result.update(
         topology_limit_leads_per_s=round(topology.leads_per_s, 1),
+        topology_limit_runs_leads_per_s=[round(r.leads_per_s, 1) for r in runs],
         topology_stage3_writes=writes,
         topology_messages_written_per_lead=round(topology.messages_written_per_lead, 3),
         topology_cpu_s_per_1k_leads=round(topology.cpu_s_per_1k_leads, 3),

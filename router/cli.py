@@ -438,6 +438,13 @@ def demo(leads: int, rate: float, seed: int, buyers_file: Path | None) -> None:
     type=click.FloatRange(min=1),
     help="Records the topology's stage 3 writes per lead [default: match the router].",
 )
+@click.option(
+    "--topology-runs",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Runs of the topology limit; the fastest is the limit.",
+)
 def bench(
     leads: int,
     partitions: int,
@@ -447,11 +454,12 @@ def bench(
     seed: int,
     timeout: float | None,
     stage3_writes: float | None,
+    topology_runs: int,
 ) -> None:
     """Router throughput, latency and cost vs. a raw pipe and its topology. One JSON line."""
     from router.bench import Options, run
 
-    options = Options(leads, partitions, workers, rate, seed, timeout, stage3_writes)
+    options = Options(leads, partitions, workers, rate, seed, timeout, stage3_writes, topology_runs)
     sys.exit(run(options, bootstrap_servers))
 
 

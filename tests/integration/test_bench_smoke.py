@@ -54,6 +54,8 @@ def test_bench_prints_one_complete_json_line() -> None:
     for key in RATES:
         assert isinstance(report[key], float | int) and report[key] > 0, key
     assert report["ratio_vs_topology"] > 0 and report["ratio_vs_raw_pipe"] > 0
+    runs = report["topology_limit_runs_leads_per_s"]
+    assert len(runs) == 2 and report["topology_limit_leads_per_s"] == max(runs)
     assert report["messages_written_per_lead"] > 1
     assert report["paced_rate"] == 100
     assert report["cpu_s_per_1k_leads"] > 0

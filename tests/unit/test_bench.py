@@ -14,6 +14,7 @@ from router.bench import (
     buyers_yaml,
     cpu_ticks,
     decision_latency_ms,
+    fastest,
     latency_summary,
     messages_written,
     ordered,
@@ -28,7 +29,7 @@ from router.bench import (
     stage_seconds,
     vm_hwm_mb,
 )
-from router.bench_topology import Spreader, buyer_of, fingerprint
+from router.bench_topology import Spreader, TopologyResult, buyer_of, fingerprint
 from router.config_file import load_buyers
 
 pytestmark = pytest.mark.unit
@@ -211,6 +212,18 @@ def test_paced_run_is_about_ten_seconds_at_most_n() -> None:
 
 def test_phase_timeout_grows_with_leads() -> None:
     assert 60 < phase_timeout_s(300) < phase_timeout_s(20_000) < 1000
+
+
+def test_the_topology_limit_is_its_fastest_run() -> None:
+    def run(seconds: float) -> TopologyResult:
+        return TopologyResult(leads=1000, seconds=seconds, stage3_writes=5.0, messages_written=8000,
+                              cpu_seconds=0.4)  # fmt: skip
+
+    slow, quick, middle = run(0.5), run(0.4), run(0.45)
+    assert fastest([slow, quick, middle]) is quick
+    assert fastest([slow]) is slow
+    with pytest.raises(ValueError):
+        fastest([])
 
 
 def test_ratio_and_report_order() -> None:
