@@ -3,7 +3,7 @@
 - Faust hard-codes the consumer's fetch.max.wait.ms to 1500. Kafka answers a fetch as soon as
   data arrives, so the value rarely matters there; a broker that holds every fetch for its full
   wait (the embedded one does) adds that much latency to every hop.
-  `ROUTER_FETCH_MAX_WAIT_MS` sets it; the default is Kafka's own (500).
+  `ROUTER_FETCH_MAX_WAIT_MS` sets it (default 100).
 - Faust restores tables by reading changelogs up to their end offsets. A broker that reports
   the start of the last batch as the end (the embedded one does) makes recovery stop short, so
   a replayed offer would miss its own sale. `ROUTER_VERIFY_END_OFFSETS` reads past the
