@@ -660,6 +660,8 @@ def audit(
                 event_id = orjson.loads(value).get("event_id")
             except (orjson.JSONDecodeError, AttributeError):
                 event_id = None
+            if not isinstance(event_id, str):  # poison payloads carry ids of any type
+                event_id = None
             found.add(
                 "intake_without_decision",
                 f"{ref} ts={intake[ref].timestamp} event_id={event_id} bytes={len(value)} "
