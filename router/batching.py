@@ -80,11 +80,18 @@ async def batches(
     `within_s` of it (none of the wait when the queue already holds `most`)."""
     queue = source.queue
     while True:
-        events = [await queue.get()]
-        _drain(queue, events, most)
-        if len(events) < most:
-            await sleep(within_s)
+        try:
+            events = [await queue.get()]
             _drain(queue, events, most)
+            if len(events) < most:
+                await sleep(within_s)
+                _drain(queue, events, most)
+        except StopAsyncIteration:
+            # How Faust's actor ends its stream on stop (`Actor.cancel` throws it into the
+            # queue), and where Faust's own stream ends. Raised on through a generator it
+            # became a RuntimeError: every agent logged a crash on a graceful stop. Events
+            # taken and not yielded are not acked, so they are read again.
+            return
         if not source.flow_active():
             continue
         current = current_events(events, source.generation())

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from mode.utils.queues import FlowControlEvent, ThrowableQueue
 
 from router.batching import Source, batches, current_events
 
@@ -162,3 +163,27 @@ async def test_events_taken_while_the_flow_is_stopped_are_left_out_and_never_ack
     batch = await asyncio.wait_for(pending, 5)
     assert [e.message.offset for e in batch] == [1]
     assert held.acks == [] and not held.message.tracked
+
+
+def stream_queue() -> ThrowableQueue[Any]:
+    """The kind of queue Faust gives an agent's stream."""
+    return ThrowableQueue(flow_control=FlowControlEvent(initially_suspended=False))
+
+
+async def test_the_batches_end_when_faust_stops_the_stream_while_they_wait() -> None:
+    # Faust's actor stops a stream by throwing StopAsyncIteration into its queue.
+    world = World(queue=stream_queue())
+    pending = asyncio.ensure_future(batches(world.source(), 3, 0.01, no_wait).__anext__())
+    await let_run()
+    world.queue._throw(StopAsyncIteration())
+    with pytest.raises(StopAsyncIteration):  # the iteration ends; no RuntimeError
+        await asyncio.wait_for(pending, 5)
+
+
+async def test_the_batches_end_when_faust_stops_the_stream_between_events() -> None:
+    world = World(queue=stream_queue())
+    taken = event(0)
+    world.queue.put_nowait(taken)
+    world.queue._throw(StopAsyncIteration())  # no waiter yet: queued behind the event
+    assert [batch async for batch in batches(world.source(), 3, 0.01, no_wait)] == []
+    assert taken.acks == [] and not taken.message.tracked
