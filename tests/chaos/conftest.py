@@ -195,6 +195,18 @@ def logged_since(group: Any, process: Any, marker: str, after: int) -> bool:
         return marker.encode() in handle.read()
 
 
+def marker_at(group: Any, process: Any, markers: tuple[str, ...], after: int) -> int | None:
+    """The byte offset of the first of `markers` in the process's log past byte `after`."""
+    path = log_path(group, process)
+    if not path.exists():
+        return None
+    with path.open("rb") as handle:
+        handle.seek(after)
+        text = handle.read()
+    found = [at for at in (text.find(marker.encode()) for marker in markers) if at >= 0]
+    return after + min(found) if found else None
+
+
 def log_size(group: Any, process: Any) -> int:
     path = log_path(group, process)
     return path.stat().st_size if path.exists() else 0

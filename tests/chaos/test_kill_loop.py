@@ -23,6 +23,7 @@ from chaos_conftest import (
     audit,
     log_size,
     logged_since,
+    marker_at,
     seeded,
     wait_log,
     wait_ready,
@@ -90,11 +91,13 @@ def test_kill_loop(workers, buyers_file: tuple[Path, dict[str, Buyer]]) -> None:
             elif kind == "rebalance":
                 # Kill the survivor while it rebalances to let the restarted worker in.
                 survivor = slots[other]
-                seen, _ = wait_log(
-                    group, survivor, (MARK_REVOKE, MARK_REJOIN), timeout=40, after=other_log_at
-                )
+                rebalancing = (MARK_REVOKE, MARK_REJOIN)
+                wait_log(group, survivor, rebalancing, timeout=40, after=other_log_at)
                 time.sleep(rng.uniform(0.0, 0.5))
-                landed = seen and not logged_since(group, survivor, MARK_READY, other_log_at)
+                # Ready *after the rebalance began*: a survivor restarted shortly before logs
+                # its own start's ready past `other_log_at`, and that kill landed all the same.
+                began = marker_at(group, survivor, rebalancing, other_log_at)
+                landed = began is not None and not logged_since(group, survivor, MARK_READY, began)
                 kill_and_restart(other, "in_rebalance", landed)
     finally:
         load.stop()
