@@ -172,37 +172,33 @@ def wait_log(
     wanted = (markers,) if isinstance(markers, str) else markers
     started = time.monotonic()
     deadline = started + timeout
-    path = log_path(group, process)
     while time.monotonic() < deadline:
-        if path.exists():
-            with path.open("rb") as handle:
-                handle.seek(after)
-                text = handle.read()
-            if any(marker.encode() in text for marker in wanted):
-                return True, time.monotonic() - started
+        text = log_past(group, process, after)
+        if any(marker.encode() in text for marker in wanted):
+            return True, time.monotonic() - started
         if process.poll() is not None:
             break
         time.sleep(0.05)
     return False, time.monotonic() - started
 
 
-def logged_since(group: Any, process: Any, marker: str, after: int) -> bool:
+def log_past(group: Any, process: Any, after: int) -> bytes:
+    """The process's log past byte `after` (nothing before the log exists)."""
     path = log_path(group, process)
     if not path.exists():
-        return False
+        return b""
     with path.open("rb") as handle:
         handle.seek(after)
-        return marker.encode() in handle.read()
+        return handle.read()
+
+
+def logged_since(group: Any, process: Any, marker: str, after: int) -> bool:
+    return marker.encode() in log_past(group, process, after)
 
 
 def marker_at(group: Any, process: Any, markers: tuple[str, ...], after: int) -> int | None:
     """The byte offset of the first of `markers` in the process's log past byte `after`."""
-    path = log_path(group, process)
-    if not path.exists():
-        return None
-    with path.open("rb") as handle:
-        handle.seek(after)
-        text = handle.read()
+    text = log_past(group, process, after)
     found = [at for at in (text.find(marker.encode()) for marker in markers) if at >= 0]
     return after + min(found) if found else None
 
