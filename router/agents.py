@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faust.types import EventT, StreamT, TableT
-from pydantic import ValidationError
 
 from router import (
     accounting,
@@ -101,7 +100,7 @@ class _BuyerDesk:
         if message.topic == self.topology.offers_topic:
             try:
                 offer = codec.decode(Offer, raw)
-            except ValidationError as error:
+            except codec.Unreadable as error:
                 return salvage.unreadable_offer(raw, ref, error, self.deps.clock())
             emits = await self._offer(offer, message.partition)
             self.stage_seconds["offer"].observe(time.perf_counter() - started)
@@ -111,7 +110,7 @@ class _BuyerDesk:
                 emits = await self._call_event(raw, message.key, ref)
             else:
                 emits = await self._feedback(raw, message.key, message.partition)
-        except ValidationError as error:
+        except codec.Unreadable as error:
             emits = [intake.unreadable(raw, ref, error, self.deps.clock())]
         self.stage_seconds["feedback"].observe(time.perf_counter() - started)
         return emits
@@ -274,7 +273,7 @@ def register(topology: Topology, deps: Deps) -> None:
                 raw = event.value or b""
                 try:
                     lead = codec.decode(NormalizedLead, raw)
-                except ValidationError as error:
+                except codec.Unreadable as error:
                     emitted.extend(salvage.unreadable_lead(raw, _ref(event), error, now))
                     continue
                 state = store_of(topology.dedup).get(lead.fingerprint) or {}
@@ -327,12 +326,12 @@ def register(topology: Topology, deps: Deps) -> None:
                 raw = event.value or b""
                 try:
                     bundle = quality.read_signals(raw)
-                except ValidationError as error:
+                except codec.Unreadable as error:
                     emitted.append(intake.unreadable(raw, _ref(event), error, deps.clock()))
                     continue
                 store = store_of(table)
                 stored = store.get(quality.stats_key(bundle.publisher_id))
-                stats = PublisherQuality.model_validate(stored) if stored else None
+                stats = codec.convert(PublisherQuality, stored) if stored else None
                 seen = {k for k in map(quality.seen_key, bundle.signals) if store.get(k)}
                 writes, updated = quality.absorb(bundle.signals, stats, seen, deps.clock())
                 out.write(table, event.message.partition, writes)

@@ -51,7 +51,7 @@ class TopicSpec:
     role: str  # intake, internal, output, changelog
     key: str
     description: str
-    value: type[BaseModel] | None = None
+    value: type[BaseModel] | type[records.Record] | None = None
     configs: dict[str, str] = field(default_factory=dict)
 
 

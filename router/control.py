@@ -19,7 +19,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import ValidationError
 
-from router import catalog, suppression
+from router import catalog, codec, suppression
 from router.buyers import Buyer, BuyersConfig
 from router.catalog import BUYERS_CONFIG, SUPPRESSION, TopicSpec
 from router.records import Suppression
@@ -257,6 +257,6 @@ async def suppress(
     for kind, value in identities:  # every one validated before anything is written
         key = suppression_key(kind, value)
         record = Suppression(kind=kind, reason=reason, added_at=added_at)
-        records.append((key, canonical(record.model_dump(mode="json"))))
+        records.append((key, canonical(codec.to_builtins(record))))
     await publish(bootstrap_servers, topic, records, partitions=partitions, replication=replication)
     return [key for key, _ in records]

@@ -17,7 +17,7 @@ MAX_ADMITTED = 32
 DedupState = dict[str, str]  # event_id -> occurred_at (ISO 8601)
 
 
-class DedupVerdict(Record):
+class DedupVerdict(Record, frozen=True, kw_only=True):
     duplicate_of: str | None = None
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
+from router import codec
 from router.catalog import DECISIONS
 from router.records import Decision
 from router.views import scan
@@ -94,8 +94,8 @@ def parse_decision(raw: bytes) -> Decision:
     data: Any = orjson.loads(raw)
     if not isinstance(data, dict):
         raise ValueError("a decision record must be a JSON object")
-    known = {key: value for key, value in data.items() if key in Decision.model_fields}
-    return Decision.model_validate(known)
+    known = {key: value for key, value in data.items() if key in Decision.__struct_fields__}
+    return codec.convert(Decision, known)
 
 
 async def find_decision(
@@ -127,5 +127,5 @@ async def find_decision(
         return None
     try:
         return parse_decision(latest)
-    except (orjson.JSONDecodeError, ValidationError) as exc:
+    except (orjson.JSONDecodeError, codec.Unreadable) as exc:
         raise ValueError(f"the decision recorded for {event_id!r} is not readable: {exc}") from None

@@ -17,8 +17,10 @@ from router.records import (
     CallEvent,
     Emit,
     Feedback,
+    FeedbackOutcome,
     FeedbackResult,
     PublisherSignal,
+    SignalType,
 )
 
 
@@ -38,7 +40,7 @@ def counts_keys(buyer: Buyer, entry: accounting.LedgerEntry | None) -> tuple[str
     return accounting.counts_keys(buyer.id, accounting.windows_of(entry))
 
 
-def _result(feedback: Feedback, result: str, reason: str | None, now: datetime) -> Emit:
+def _result(feedback: Feedback, result: FeedbackOutcome, reason: str | None, now: datetime) -> Emit:
     record = FeedbackResult(
         lead_id=feedback.lead_id,
         buyer_id=feedback.buyer_id,
@@ -50,7 +52,7 @@ def _result(feedback: Feedback, result: str, reason: str | None, now: datetime) 
     return Emit(catalog.FEEDBACK_RESULTS, feedback.lead_id, record)
 
 
-def _signal(feedback: Feedback, entry: accounting.LedgerEntry, kind: str) -> list[Emit]:
+def _signal(feedback: Feedback, entry: accounting.LedgerEntry, kind: SignalType) -> list[Emit]:
     publisher = entry.get("publisher")
     if not publisher:
         return []

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
-from pydantic_core import to_jsonable_python
+import msgspec
 
+from router import codec
 from router.buyers import Buyer, Rule, VerticalPolicy
 from router.records import NormalizedLead
 from router.schedule import is_open
@@ -72,24 +72,20 @@ def rejection_reason(
 
 
 def lead_value(lead: NormalizedLead, path: str) -> Any:
-    """The value at a dotted path, as `lead.model_dump(mode="json")` would hold it; None if
-    the path does not resolve.
+    """The value at a dotted path, as the lead's JSON (`codec.encode`) holds it; None if the
+    path does not resolve.
 
-    Walks the model instead of dumping it: a dump per buyer per lead would dominate matching.
-    Only declared (or kept extra) fields are read, so a path cannot reach Python attributes.
+    Walks the record instead of converting it: a conversion per buyer per lead would dominate
+    matching. Only declared fields are read, so a path cannot reach Python attributes.
     """
     value: Any = lead
     for name in path.split("."):
         if isinstance(value, dict):
             value = value.get(name)
-        elif isinstance(value, BaseModel):
-            extra = value.model_extra
-            if name in type(value).model_fields:
-                value = getattr(value, name)
-            elif extra is not None and name in extra:
-                value = extra[name]
-            else:
+        elif isinstance(value, msgspec.Struct):
+            if name not in value.__struct_fields__:
                 return None
+            value = getattr(value, name)
         else:
             return None
         if value is None:
@@ -98,7 +94,7 @@ def lead_value(lead: NormalizedLead, path: str) -> Any:
         return value
     # Datetimes, nested models and containers: the JSON form a rule author sees in the schema.
     try:
-        return to_jsonable_python(value)
+        return codec.to_builtins(value)
     except Exception:  # never let odd lead data break matching
         return None
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-from pydantic import ValidationError
-
 from router import catalog
+from router.codec import Unreadable
 from router.contract import Channel
 from router.normalize import normalize
 from router.records import (
@@ -21,15 +20,13 @@ from router.records import (
 )
 
 
-def unreadable(raw: bytes, ref: IntakeRef, error: ValidationError | str, now: datetime) -> Emit:
+def unreadable(raw: bytes, ref: IntakeRef, error: Unreadable | str, now: datetime) -> Emit:
     """A record the router cannot read, or that is keyed wrongly, on any topic it consumes
     after intake (feedback, call events, and its own stage topics), kept with its bytes."""
     if isinstance(error, str):
         reason, field = error, None
     else:
-        first = error.errors()[0] if error.errors() else None
-        field = ".".join(str(p) for p in first["loc"]) if first and first["loc"] else None
-        reason = f"invalid_event: {first['msg'] if first else error}"
+        reason, field = f"invalid_event: {error.message}", error.field
     letter = dead_letter(raw, ref, reason, field, None, now)
     return Emit(catalog.REJECTED, intake_key(ref, None), letter)
 

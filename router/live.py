@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from pydantic import ValidationError
-
-from router import catalog
+from router import catalog, codec
 from router.buyers import BuyersConfig
 from router.market import Market
 from router.records import PublisherQuality
@@ -102,8 +100,8 @@ class LiveMarket:
         if publisher_id not in self._publishers:
             raw = self.quality_view.get(publisher_id)
             try:
-                found = PublisherQuality.model_validate_json(raw) if raw else None
-            except ValidationError:
+                found = codec.decode(PublisherQuality, raw) if raw else None
+            except codec.Unreadable:
                 found = None
             self._publishers[publisher_id] = found
         return self._publishers[publisher_id]

@@ -19,8 +19,8 @@ import zipcodes
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ValidationError
 
-from router.contract import INTAKE_MODELS, CallEvent, Channel, Contact, IntakeEvent
-from router.records import IntakeRef, NormalizedContact, NormalizedLead, Rejection
+from router.contract import INTAKE_MODELS, CallEvent, Channel, Consent, Contact, IntakeEvent
+from router.records import IntakeRef, LeadConsent, NormalizedContact, NormalizedLead, Rejection
 
 # Never change: lead ids already written to topics are derived from it.
 LEAD_ID_NAMESPACE = uuid.UUID("222dd708-b3f4-4f0f-82f1-7b8ed429646a")
@@ -193,12 +193,25 @@ def _build(
             address=contact.address,
             company=contact.company,
         ),
-        consent=event.consent,
+        consent=_consent(event.consent),
         attributes=event.attributes,
         channel_details=channel_details,
         extra=dict(event.model_extra or {}),
         quality_flags=flags,
         intake=intake,
+    )
+
+
+def _consent(consent: Consent | None) -> LeadConsent | None:
+    if consent is None:
+        return None
+    return LeadConsent(
+        text=consent.text,
+        captured_at=consent.captured_at,
+        certificate_id=consent.certificate_id,
+        sellers=list(consent.sellers),
+        channels=list(consent.channels),
+        extra=dict(consent.model_extra or {}),
     )
 
 

@@ -13,6 +13,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import msgspec
+
 from router import accounting, catalog, matching, outcomes
 from router.accounting import LedgerEntry
 from router.buyers import Buyer
@@ -127,13 +129,13 @@ def for_buyer(lead: NormalizedLead, buyer: Buyer) -> dict[str, Any]:
     Values stay records (a validated lead's own): dumping the lead to build the buyer's copy
     validated every field twice, the costliest part of a sale (docs/performance.md, row 38).
     """
-    data = dict(lead.__dict__)
+    data = msgspec.structs.asdict(lead)
     if buyer.fields is None:
         return data
     allowed = set(buyer.fields)
     contact = lead.contact
-    data["contact"] = contact.model_copy(
-        update={name: None for name in type(contact).model_fields if name not in allowed}
+    data["contact"] = msgspec.structs.replace(
+        contact, **{name: None for name in contact.__struct_fields__ if name not in allowed}
     )
     data["fingerprint"] = ""
     data["channel_details"] = {
@@ -176,8 +178,8 @@ def decide(
         sales = [*sales, Sale(buyer_id=candidate.buyer_id, price=candidate.price)]
         slots_left = 0 if candidate.exclusive_only else slots_left - 1
         if buyer is not None:  # else a replay of a sale to a buyer removed since: delivered
-            sold = BuyerLead.model_validate(
-                {
+            sold = BuyerLead(
+                **{
                     **for_buyer(lead, buyer),
                     "buyer_id": buyer.id,
                     "price": candidate.price,
@@ -200,13 +202,12 @@ def decide(
     verdicts = [*offer.verdicts, Verdict(buyer_id=candidate.buyer_id, reason=reason)]
     next_position = offer.position + 1
     if slots_left > 0 and next_position < len(offer.candidates):
-        passed = offer.model_copy(
-            update={
-                "position": next_position,
-                "verdicts": verdicts,
-                "sales": sales,
-                "slots_left": slots_left,
-            }
+        passed = msgspec.structs.replace(
+            offer,
+            position=next_position,
+            verdicts=verdicts,
+            sales=sales,
+            slots_left=slots_left,
         )
         emits.append(Emit(catalog.OFFERS, current_buyer_id(passed), passed))
         return OfferResult(writes, emits)

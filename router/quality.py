@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence, Set
 from datetime import datetime
 
-from pydantic import ValidationError
+import msgspec
 
 from router import catalog, codec
 from router.records import Emit, PublisherQuality, PublisherSignal, PublisherSignals
@@ -27,7 +27,7 @@ def empty(publisher_id: str) -> PublisherQuality:
 def record(stats: PublisherQuality, signal: PublisherSignal) -> PublisherQuality:
     """Count one signal. Replays are filtered by the caller (one signal per lead, buyer, type)."""
     field = {"sold": "sold", "returned": "returned", "converted": "converted"}[signal.type]
-    return stats.model_copy(update={field: getattr(stats, field) + 1})
+    return msgspec.structs.replace(stats, **{field: getattr(stats, field) + 1})
 
 
 def signal_key(signal: PublisherSignal) -> str:
@@ -99,7 +99,7 @@ def read_signals(raw: bytes) -> PublisherSignals:
     wrote them (still on the topic right after an upgrade)."""
     try:
         return codec.decode(PublisherSignals, raw)
-    except ValidationError:
+    except codec.Unreadable:
         single = codec.decode(PublisherSignal, raw)
         return PublisherSignals(publisher_id=single.publisher_id, signals=[single])
 
@@ -144,7 +144,9 @@ def absorb(
         updated = record(updated or empty(signal.publisher_id), signal)
     if updated is None or not counted:
         return [], None
-    writes: list[tuple[str, object]] = [(stats_key(updated.publisher_id), updated.model_dump())]
+    writes: list[tuple[str, object]] = [
+        (stats_key(updated.publisher_id), codec.to_builtins(updated))
+    ]
     counted_at = now.isoformat()
     writes.extend((key, counted_at) for key in counted)
     return writes, updated if worth_publishing(stats, updated) else None

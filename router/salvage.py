@@ -12,10 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import orjson
-from pydantic import ValidationError
 
-from router import catalog, intake
+from router import catalog, codec, intake
+from router.codec import Unreadable
 from router.contract import CHANNELS
 from router.normalize import MAX_EVENT_ID
 from router.records import DeadLetter, Decision, Emit, IntakeRef, Sale, Timings
@@ -24,22 +25,18 @@ REASON = "unreadable_stage_record"
 MAX_VERTICAL = 64  # the contract's pattern allows 64 characters
 
 
-def unreadable_lead(
-    raw: bytes, ref: IntakeRef, error: ValidationError, now: datetime
-) -> list[Emit]:
+def unreadable_lead(raw: bytes, ref: IntakeRef, error: Unreadable, now: datetime) -> list[Emit]:
     """A `leads.screen` record: the lead itself."""
     return _close(raw, ref, error, now, in_offer=False)
 
 
-def unreadable_offer(
-    raw: bytes, ref: IntakeRef, error: ValidationError, now: datetime
-) -> list[Emit]:
+def unreadable_offer(raw: bytes, ref: IntakeRef, error: Unreadable, now: datetime) -> list[Emit]:
     """A `leads.offers` record: the lead is under `lead`, the sales made so far under `sales`."""
     return _close(raw, ref, error, now, in_offer=True)
 
 
 def _close(
-    raw: bytes, ref: IntakeRef, error: ValidationError, now: datetime, *, in_offer: bool
+    raw: bytes, ref: IntakeRef, error: Unreadable, now: datetime, *, in_offer: bool
 ) -> list[Emit]:
     dead = intake.unreadable(raw, ref, error, now)
     try:
@@ -81,7 +78,7 @@ def _close(
     assert isinstance(letter, DeadLetter)
     key = intake.intake_key(ref, event_id)
     return [
-        Emit(catalog.REJECTED, key, letter.model_copy(update={"event_id": event_id})),
+        Emit(catalog.REJECTED, key, msgspec.structs.replace(letter, event_id=event_id)),
         Emit(catalog.DECISIONS, key, decision),
     ]
 
@@ -102,8 +99,8 @@ def _instant(value: Any) -> datetime | None:
 
 def _intake_ref(value: Any) -> IntakeRef | None:
     try:
-        return IntakeRef.model_validate(value)
-    except ValidationError:
+        return codec.convert(IntakeRef, value)
+    except Unreadable:
         return None
 
 
@@ -111,6 +108,6 @@ def _sales(value: Any) -> list[Sale]:
     if not isinstance(value, list):
         return []
     try:
-        return [Sale.model_validate(item) for item in value]
-    except ValidationError:
+        return [codec.convert(Sale, item) for item in value]
+    except Unreadable:
         return []

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import msgspec
 from pydantic import BaseModel
 
 from router import buyers, catalog, contract, records
 
+Model = type[BaseModel] | type[records.Record]
+
 # Buyer topics share one schema; the catalog is generated without a buyers file.
-PUBLIC_MODELS: dict[str, type[BaseModel]] = {
+PUBLIC_MODELS: dict[str, Model] = {
     **{f"intent.{ch}": model for ch, model in contract.INTAKE_MODELS.items()},
     "buyer_lead": records.BuyerLead,
     "decision": records.Decision,
@@ -27,11 +31,21 @@ PUBLIC_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def schema_name(model: type[BaseModel]) -> str | None:
+def schema_name(model: Model) -> str | None:
     for name, known in PUBLIC_MODELS.items():
         if known is model:
             return name
     return None
+
+
+def json_schema(model: Model) -> dict[str, Any]:
+    """The model's JSON Schema: pydantic's for the intake contract and the buyers' config,
+    msgspec's for records, both with nested types under `$defs`."""
+    if issubclass(model, BaseModel):
+        return model.model_json_schema()
+    (ref,), defs = msgspec.json.schema_components([model], ref_template="#/$defs/{name}")
+    top = defs.pop(ref["$ref"].rsplit("/", 1)[1])
+    return {**top, "$defs": defs} if defs else top
 
 
 def documents() -> dict[str, str]:
@@ -40,7 +54,7 @@ def documents() -> dict[str, str]:
     for name, model in PUBLIC_MODELS.items():
         schema = {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
-            **model.model_json_schema(),
+            **json_schema(model),
         }
         files[f"schemas/{name}.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
     topics = []

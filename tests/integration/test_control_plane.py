@@ -9,14 +9,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from click.testing import CliRunner, Result
 from conftest import read
 
-from router import control
+from router import codec, control
 from router.admin import ensure_topics
 from router.buyers import Buyer, BuyersConfig
 from router.catalog import DECISIONS, TopicSpec
@@ -147,9 +147,9 @@ def test_suppress_writes_the_hashed_identity(fresh_broker: EmbeddedBroker) -> No
     phone_key = hashlib.sha256(b"+12125550123").hexdigest()
     email_key = hashlib.sha256(b"jane.doe@example.com").hexdigest()
     assert set(table) == {phone_key, email_key}
-    phone = control.Suppression.model_validate_json(table[phone_key])
+    phone = codec.decode(control.Suppression, table[phone_key])
     assert (phone.kind, phone.reason) == ("phone", "opt_out")
-    email = control.Suppression.model_validate_json(table[email_key])
+    email = codec.decode(control.Suppression, table[email_key])
     assert (email.kind, email.reason) == ("email", "complaint")
 
     invalid = router(fresh_broker, "suppress", "--phone", "12")
@@ -225,24 +225,22 @@ async def write_decisions(bootstrap: str, decisions: list[Decision]) -> None:
     try:
         for one in decisions:
             key = one.event_id.encode() if one.event_id else None
-            await producer.send_and_wait(DECISIONS, orjson.dumps(one.model_dump(mode="json")), key)
+            await producer.send_and_wait(DECISIONS, codec.encode(one), key)
     finally:
         await producer.stop()
 
 
 def a_decision(event_id: str, **fields: object) -> Decision:
-    return Decision.model_validate(
-        {
-            "event_id": event_id,
-            "lead_id": f"lead-{event_id}",
-            "outcome": "unsold",
-            "channel": "form",
-            "vertical": "solar",
-            "intake": IntakeRef(topic="intent.form", partition=0, offset=0),
-            "timings": Timings(decided_at=datetime(2024, 5, 1, tzinfo=UTC)),
-            **fields,
-        }
-    )
+    defaults: dict[str, Any] = {
+        "event_id": event_id,
+        "lead_id": f"lead-{event_id}",
+        "outcome": "unsold",
+        "channel": "form",
+        "vertical": "solar",
+        "intake": IntakeRef(topic="intent.form", partition=0, offset=0),
+        "timings": Timings(decided_at=datetime(2024, 5, 1, tzinfo=UTC)),
+    }
+    return Decision(**{**defaults, **fields})
 
 
 def test_explain_tells_the_latest_decision(fresh_broker: EmbeddedBroker) -> None:

@@ -6,14 +6,16 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from router.codec import decode, encode
-from router.contract import Consent
 from router.records import (
     BuyerLead,
     Decision,
     IntakeRef,
+    LeadConsent,
     NormalizedContact,
+    NormalizedLead,
     Timings,
     UnsoldLead,
     Verdict,
@@ -44,7 +46,7 @@ def buyer_lead() -> BuyerLead:
             state="NY",
             timezone="America/New_York",
         ),
-        consent=Consent(text="I agree", sellers=["*"], channels=["call"], certificate_id="c-1"),
+        consent=LeadConsent(text="I agree", sellers=["*"], channels=["call"], certificate_id="c-1"),
         attributes={"bill": 180, "roof": ["south", None], "ratio": 0.25, "nested": {"a": True}},
         channel_details={"call_id": "c-9", "caller_phone": "+14155552671"},
         extra={"unknown_top_level": "kept"},
@@ -90,7 +92,7 @@ def test_decision_round_trip() -> None:
 
 
 def test_rejected_decision_without_event_id_round_trip() -> None:
-    record = decision().model_copy(update={"event_id": None, "outcome": "rejected"})
+    record = replace(decision(), event_id=None, outcome="rejected")
     back = decode(Decision, encode(record))
     assert back == record and back.event_id is None
 
@@ -118,7 +120,11 @@ VERDICTS = st.lists(
 def test_verdict_lists_round_trip(verdicts: list[Verdict]) -> None:
     for verdict in verdicts:
         assert decode(Verdict, encode(verdict)) == verdict
-    carried = decision().model_copy(update={"considered": verdicts})
+    carried = replace(decision(), considered=verdicts)
     assert decode(Decision, encode(carried)).considered == verdicts
-    unsold = UnsoldLead(lead=buyer_lead(), score=3, verdicts=verdicts, decided_at=RECEIVED_AT)
+    sold = buyer_lead()
+    lead = NormalizedLead(
+        **{name: getattr(sold, name) for name in NormalizedLead.__struct_fields__}
+    )
+    unsold = UnsoldLead(lead=lead, score=3, verdicts=verdicts, decided_at=RECEIVED_AT)
     assert decode(UnsoldLead, encode(unsold)).verdicts == verdicts

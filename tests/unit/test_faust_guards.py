@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import copy
 import types
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -22,11 +21,13 @@ import faust
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from router import (
     accounting,
     admin,
     catalog,
+    codec,
     dedup,
     feedback,
     intake,
@@ -175,7 +176,7 @@ def test_every_topic_the_buyer_desk_reads_is_keyed_by_buyer_id() -> None:
     # Offers are keyed by their current candidate (checked below); the others by a field.
     for name in sources - {catalog.OFFERS}:
         value = specs[name].value
-        assert value is not None and "buyer_id" in value.model_fields, name
+        assert value is not None and "buyer_id" in value.__struct_fields__, name
     assert specs[catalog.PUBLISHER_SIGNALS].key == "publisher_id"
 
 
@@ -373,7 +374,7 @@ def test_publisher_signals_touch_only_their_publisher_s_keys(
         read = [quality.stats_key(publisher_id), quality.seen_key(signal)]
         assert all(_publisher_key_owner(k, publisher_id) for k in read), read
         stored = table.get(read[0])
-        stats = PublisherQuality.model_validate(stored) if stored else None
+        stats = codec.convert(PublisherQuality, stored) if stored else None
         seen = {read[1]} if table.get(read[1]) else set()
         writes, _ = quality.absorb([signal], stats, seen, NOW)
         assert {k for k, _ in writes} <= set(read)
@@ -509,12 +510,12 @@ def test_screen_never_mutates_its_inputs(steps: list[tuple[int, int, int]]) -> N
     config_before = the_market.config.model_dump()
     for fp, n, minutes in steps:
         lead = make_lead(n, minutes, fingerprint=f"fp-{fp}")
-        lead_before = lead.model_dump()
+        lead_before = codec.to_builtins(lead)
         state = freeze(states.get(lead.fingerprint, {}))
         before = thaw(state)
         new_state, emits = screening.screen(lead, state, the_market, WINDOW, NOW)
         _assert_unchanged_or_new(before, state, new_state)
-        assert lead.model_dump() == lead_before
+        assert codec.to_builtins(lead) == lead_before
         assert emits
         states[lead.fingerprint] = thaw(new_state)
     assert the_market.config.model_dump() == config_before
@@ -550,10 +551,10 @@ def test_offering_decide_never_mutates_its_inputs(
             raw = _read(table, offering.state_keys(offer, buyer)) if buyer else {}
             state = freeze({ledger: table.get(ledger), **raw})
             before = thaw(state)
-            offer_before = copy.deepcopy(offer.model_dump())
+            offer_before = codec.to_builtins(offer)
             result = offering.decide(offer, buyer, state, NOW)
             _assert_writes_are_new(state, before, result.writes)
-            assert offer.model_dump() == offer_before, "offer mutated in place"
+            assert codec.to_builtins(offer) == offer_before, "offer mutated in place"
             if buyer is None:
                 # Only the candidate's own ledger entry: the answer a replay must repeat.
                 assert [k for k, _ in result.writes] in ([], [ledger])
@@ -603,7 +604,7 @@ def test_a_call_ending_frees_its_slot_in_a_new_object() -> None:
     freed = feedback.call_ended(ended, slots)
     assert thaw(slots) == before
     assert freed is not slots and thaw(freed) == {"lead-2": "x"}
-    other = ended.model_copy(update={"lead_id": "lead-9"})
+    other = replace(ended, lead_id="lead-9")
     assert feedback.call_ended(other, slots) is slots  # nothing freed: nothing to write
 
 
@@ -631,10 +632,10 @@ def test_quality_absorb_never_mutates_its_inputs(steps: list[tuple[int, str]]) -
         state = freeze({k: table.get(k) for k in keys})
         before = thaw(state)
         stored = state[keys[0]]
-        stats = PublisherQuality.model_validate(thaw(stored)) if stored else None
-        stats_before = stats.model_dump() if stats else None
+        stats = codec.convert(PublisherQuality, thaw(stored)) if stored else None
+        stats_before = codec.to_builtins(stats) if stats else None
         writes, _ = quality.absorb([signal], stats, {keys[1]} if state[keys[1]] else set(), NOW)
         _assert_writes_are_new(state, before, writes)
-        assert (stats.model_dump() if stats else None) == stats_before
+        assert (codec.to_builtins(stats) if stats else None) == stats_before
         for k, v in writes:
             table[k] = thaw(v)

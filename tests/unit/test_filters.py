@@ -6,11 +6,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
+from router import codec
 from router.buyers import DEFAULT_POLICY, Buyer, Rule, VerticalPolicy
-from router.contract import CHANNELS, Channel, Consent
+from router.contract import CHANNELS, Channel
 from router.filters import lead_value, rejection_reason, rule_passes
-from router.records import IntakeRef, NormalizedContact, NormalizedLead
+from router.records import IntakeRef, LeadConsent, NormalizedContact, NormalizedLead
 
 NOW = datetime(2026, 6, 3, 15, 0, tzinfo=UTC)  # a Wednesday, 11:00 in New York
 MISSING = object()
@@ -24,7 +26,7 @@ def make_lead(
     postal_code: str | None = "10001",
     line_type: str | None = "mobile",
     age_s: float = 5,
-    consent: Consent | None = None,
+    consent: LeadConsent | None = None,
     attributes: dict[str, Any] | None = None,
     source: dict[str, Any] | None = None,
     channel_details: dict[str, Any] | None = None,
@@ -111,7 +113,7 @@ def strict_lead() -> NormalizedLead:
     return make_lead(
         age_s=5,
         attributes={"credit_score": 700},
-        consent=Consent(
+        consent=LeadConsent(
             sellers=["acme"], captured_at=NOW - timedelta(days=1), channels=["call", "sms"]
         ),
     )
@@ -143,11 +145,11 @@ def test_the_first_failing_check_wins(failing: set[str]) -> None:
     assert reason(buyer_failing(failing), strict_lead()) == first
 
 
-def test_no_model_dump_when_the_buyer_has_no_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_conversion_when_the_buyer_has_no_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("model_dump called")
+        raise AssertionError("converted")
 
-    monkeypatch.setattr(NormalizedLead, "model_dump", boom)
+    monkeypatch.setattr(codec, "to_builtins", boom)
     assert reason(buyer_failing(set()), strict_lead()) is None
     assert reason(buyer_failing({"closed"}), strict_lead()) == "closed"
 
@@ -199,8 +201,8 @@ def test_lead_age_is_exclusive_of_the_limit_and_tolerates_naive_times() -> None:
     buyer = make_buyer(max_lead_age_s=60)
     assert reason(buyer, make_lead(age_s=60)) is None
     assert reason(buyer, make_lead(age_s=60.000001)) == "filtered:lead_age"
-    naive = make_lead(age_s=120).model_copy(
-        update={"occurred_at": (NOW - timedelta(seconds=120)).replace(tzinfo=None)}
+    naive = replace(
+        make_lead(age_s=120), occurred_at=(NOW - timedelta(seconds=120)).replace(tzinfo=None)
     )
     assert reason(buyer, naive) == "filtered:lead_age"
 
@@ -244,10 +246,10 @@ def test_schedule_is_judged_at_now_not_when_the_lead_happened() -> None:
 def test_consent_sellers() -> None:
     buyer = make_buyer("acme", requires_consent=True)
     assert reason(buyer, make_lead(consent=None)) == "consent"
-    assert reason(buyer, make_lead(consent=Consent(sellers=[]))) == "consent"
-    assert reason(buyer, make_lead(consent=Consent(sellers=["other"]))) == "consent"
-    assert reason(buyer, make_lead(consent=Consent(sellers=["other", "acme"]))) is None
-    assert reason(buyer, make_lead(consent=Consent(sellers=["*"]))) is None
+    assert reason(buyer, make_lead(consent=LeadConsent(sellers=[]))) == "consent"
+    assert reason(buyer, make_lead(consent=LeadConsent(sellers=["other"]))) == "consent"
+    assert reason(buyer, make_lead(consent=LeadConsent(sellers=["other", "acme"]))) is None
+    assert reason(buyer, make_lead(consent=LeadConsent(sellers=["*"]))) is None
     assert reason(make_buyer("acme"), make_lead(consent=None)) is None
 
 
@@ -256,7 +258,7 @@ def test_consent_age_under_the_vertical_policy() -> None:
     policy = VerticalPolicy(consent_max_age_days=30)
 
     def consent_at(captured_at: datetime | None) -> NormalizedLead:
-        return make_lead(consent=Consent(sellers=["acme"], captured_at=captured_at))
+        return make_lead(consent=LeadConsent(sellers=["acme"], captured_at=captured_at))
 
     assert reason(buyer, consent_at(None), policy=policy) == "consent"
     assert reason(buyer, consent_at(NOW - timedelta(days=30)), policy=policy) is None
@@ -422,14 +424,12 @@ def test_rules_apply_in_order_and_name_the_failing_field() -> None:
 def lead_with_everything() -> NormalizedLead:
     return make_lead(
         channel="call",
-        consent=Consent.model_validate(
-            {
-                "sellers": ["acme"],
-                "captured_at": NOW - timedelta(days=2),
-                "certificate_id": "cert-1",
-                "channels": ["call"],
-                "vendor": {"name": "jornaya"},
-            }
+        consent=LeadConsent(
+            sellers=["acme"],
+            captured_at=NOW - timedelta(days=2),
+            certificate_id="cert-1",
+            channels=["call"],
+            extra={"vendor": {"name": "jornaya"}},
         ),
         attributes={
             "credit_score": 700,
@@ -465,8 +465,9 @@ PATHS = [
     "consent.captured_at",
     "consent.certificate_id",
     "consent.channels",
+    "consent.extra.vendor",
+    "consent.extra.vendor.name",
     "consent.vendor",
-    "consent.vendor.name",
     "consent.nope",
     "attributes",
     "attributes.credit_score",
@@ -491,11 +492,11 @@ PATHS = [
     "extra.nope",
     "nope",
     "nope.deeper",
-    "model_fields",
-    "model_dump",
+    "__struct_fields__",
+    "__struct_config__",
     "__class__",
     "contact.__class__",
-    "contact.model_config",
+    "contact.__struct_fields__",
     "lead_id.upper",
 ]
 
@@ -512,20 +513,20 @@ def resolve_in_dump(dump: Any, path: str) -> Any:
 @pytest.mark.parametrize("path", PATHS)
 def test_lead_value_reads_the_json_dump(path: str) -> None:
     lead = lead_with_everything()
-    assert lead_value(lead, path) == resolve_in_dump(lead.model_dump(mode="json"), path)
+    assert lead_value(lead, path) == resolve_in_dump(codec.to_builtins(lead), path)
     # Same for a lead without consent or optional fields.
     bare = make_lead(state=None, line_type=None)
-    assert lead_value(bare, path) == resolve_in_dump(bare.model_dump(mode="json"), path)
+    assert lead_value(bare, path) == resolve_in_dump(codec.to_builtins(bare), path)
 
 
 def test_lead_value_examples() -> None:
     lead = lead_with_everything()
     assert lead_value(lead, "attributes.loan.term.years") == 30
     assert lead_value(lead, "contact.state") == "NY"
-    assert lead_value(lead, "consent.vendor.name") == "jornaya"
+    assert lead_value(lead, "consent.extra.vendor.name") == "jornaya"
     assert lead_value(lead, "extra.flag") is False
     assert lead_value(lead, "__class__") is None
-    assert lead_value(lead, "model_dump") is None
+    assert lead_value(lead, "__struct_fields__") is None
     assert isinstance(lead_value(lead, "occurred_at"), str)
     # A datetime reads as its JSON text, so a string rule can compare it.
     late = make_buyer(rules=[rule("occurred_at", "gte", "2026-06-04")])
@@ -542,7 +543,7 @@ def test_lead_value_matches_the_dump_for_any_attributes(
 ) -> None:
     lead = make_lead(attributes=attributes)
     path = "attributes." + ".".join(names)
-    assert lead_value(lead, path) == resolve_in_dump(lead.model_dump(mode="json"), path)
+    assert lead_value(lead, path) == resolve_in_dump(codec.to_builtins(lead), path)
 
 
 @st.composite

@@ -8,9 +8,9 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
 
 from router import catalog, codec
+from router.codec import Unreadable
 from router.contract import CHANNELS, Channel
 from router.intake import intake_key, process, unreadable
 from router.normalize import fingerprint
@@ -229,9 +229,9 @@ def test_every_event_gets_exactly_one_outcome(raw: bytes, channel: Channel, offs
     ],
 )
 def test_an_unreadable_stage_record_is_a_dead_letter_naming_where_it_was_read(
-    topic: str, raw: bytes, model: type[BaseModel], field: str | None
+    topic: str, raw: bytes, model: type[Any], field: str | None
 ) -> None:
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(Unreadable) as caught:
         codec.decode(model, raw)
     where = IntakeRef(topic=topic, partition=1, offset=99)
     emit = unreadable(raw, where, caught.value, NOW)

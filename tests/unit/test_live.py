@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from router import catalog, suppression
+from router import catalog, codec, suppression
 from router.buyers import Buyer, BuyersConfig, VerticalPolicy
 from router.live import LiveMarket
 from router.records import PublisherQuality
@@ -187,7 +187,7 @@ def test_suppression_lookups_read_the_view_live(live: LiveMarket, views: Views) 
 
 
 def test_publisher_records_are_decoded(live: LiveMarket, views: Views) -> None:
-    views.quality.put("pub-1", stats("pub-1", 40).model_dump_json().encode())
+    views.quality.put("pub-1", codec.encode(stats("pub-1", 40)))
     views.quality.put("pub-bad", b'{"publisher_id": "pub-bad"}')  # fields missing
     views.quality.put("pub-junk", b"\xff not json")
     market = live.current()
@@ -198,16 +198,16 @@ def test_publisher_records_are_decoded(live: LiveMarket, views: Views) -> None:
 
 
 def test_publisher_records_are_decoded_again_after_a_change(live: LiveMarket, views: Views) -> None:
-    views.quality.put("pub-1", stats("pub-1", 40).model_dump_json().encode())
+    views.quality.put("pub-1", codec.encode(stats("pub-1", 40)))
     assert live.current().publisher("pub-1") == stats("pub-1", 40)
     # Bytes swapped behind the view's back (no new version): the decoded record is reused.
-    views.quality.data["pub-1"] = stats("pub-1", 41).model_dump_json().encode()
+    views.quality.data["pub-1"] = codec.encode(stats("pub-1", 41))
     assert live.current().publisher("pub-1") == stats("pub-1", 40)
     # A real change (a new version) is decoded afresh, and so is an absence.
-    views.quality.put("pub-1", stats("pub-1", 42).model_dump_json().encode())
+    views.quality.put("pub-1", codec.encode(stats("pub-1", 42)))
     assert live.current().publisher("pub-1") == stats("pub-1", 42)
     assert live.current().publisher("pub-2") is None
-    views.quality.put("pub-2", stats("pub-2", 7).model_dump_json().encode())
+    views.quality.put("pub-2", codec.encode(stats("pub-2", 7)))
     assert live.current().publisher("pub-2") == stats("pub-2", 7)
     views.quality.delete("pub-1")
     assert live.current().publisher("pub-1") is None
@@ -215,8 +215,8 @@ def test_publisher_records_are_decoded_again_after_a_change(live: LiveMarket, vi
 
 def test_versions_name_each_control_topic(live: LiveMarket, views: Views) -> None:
     views.config.put("zeta", ZETA.model_dump_json().encode())
-    views.quality.put("pub-1", stats("pub-1", 1).model_dump_json().encode())
-    views.quality.put("pub-1", stats("pub-1", 2).model_dump_json().encode())
+    views.quality.put("pub-1", codec.encode(stats("pub-1", 1)))
+    views.quality.put("pub-1", codec.encode(stats("pub-1", 2)))
     assert live.versions == {
         catalog.BUYERS_CONFIG: 1,
         catalog.SUPPRESSION: 0,

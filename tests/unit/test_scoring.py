@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
-from router.contract import CHANNELS, Channel, Consent
-from router.records import IntakeRef, NormalizedContact, NormalizedLead
+from router.contract import CHANNELS, Channel
+from router.records import IntakeRef, LeadConsent, NormalizedContact, NormalizedLead
 from router.scoring import score
 
 pytestmark = pytest.mark.unit
@@ -26,7 +27,7 @@ def make_lead(
     channel: Channel = "form",
     age: timedelta = timedelta(seconds=5),
     contact: dict[str, Any] | None = None,
-    consent: Consent | None = None,
+    consent: LeadConsent | None = None,
     flags: list[str] | None = None,
     offset: int = 0,
 ) -> NormalizedLead:
@@ -72,7 +73,7 @@ def leads(draw: st.DrawFn) -> NormalizedLead:
         st.one_of(
             st.none(),
             st.builds(
-                Consent,
+                LeadConsent,
                 certificate_id=st.one_of(st.none(), st.just(""), st.text(min_size=1, max_size=8)),
                 sellers=st.lists(st.sampled_from(["*", "acme"]), max_size=2),
             ),
@@ -117,7 +118,7 @@ def test_best_lead_scores_exactly_100_and_worst_is_clamped_to_0() -> None:
     best = make_lead(
         channel="call",
         contact={name: "x" for name in CONTACT_FIELDS} | {"phone_line_type": "mobile"},
-        consent=Consent(certificate_id="cert-1"),
+        consent=LeadConsent(certificate_id="cert-1"),
     )
     assert score(best).value == 100 == points(score(best).reasons)
 
@@ -137,8 +138,8 @@ def test_call_outranks_identical_click() -> None:
 
 def test_consent_adds_points() -> None:
     without = score(make_lead()).value
-    with_consent = score(make_lead(consent=Consent(text="I agree"))).value
-    with_certificate = score(make_lead(consent=Consent(certificate_id="cert-1"))).value
+    with_consent = score(make_lead(consent=LeadConsent(text="I agree"))).value
+    with_certificate = score(make_lead(consent=LeadConsent(certificate_id="cert-1"))).value
     assert without < with_consent < with_certificate
 
 
@@ -168,5 +169,5 @@ def test_zip_state_mismatch_lowers_score() -> None:
 
 
 def test_score_is_deterministic() -> None:
-    lead = make_lead(channel="trial", consent=Consent(certificate_id="c"), flags=["x"])
-    assert score(lead) == score(lead.model_copy()) == score(lead)
+    lead = make_lead(channel="trial", consent=LeadConsent(certificate_id="c"), flags=["x"])
+    assert score(lead) == score(replace(lead)) == score(lead)

@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 from test_filters import NOW
 from test_filters import make_lead as filters_lead
 
@@ -33,13 +34,12 @@ EMAIL = "jane@example.com"
 
 def make_lead(n: int = 1, *, occurred_at: datetime = T0, **fields: Any) -> NormalizedLead:
     """test_filters' lead under its own ids, received two seconds after it happened."""
-    return filters_lead(**fields).model_copy(
-        update={
-            "lead_id": f"lead-{n}",
-            "event_id": f"evt-{n}",
-            "occurred_at": occurred_at,
-            "received_at": occurred_at + timedelta(seconds=2),
-        }
+    return replace(
+        filters_lead(**fields),
+        lead_id=f"lead-{n}",
+        event_id=f"evt-{n}",
+        occurred_at=occurred_at,
+        received_at=occurred_at + timedelta(seconds=2),
     )
 
 
@@ -188,9 +188,7 @@ def test_an_opted_out_consumer_is_suppressed_not_offered(opted_out: str) -> None
 
 
 def test_email_opt_outs_match_whatever_the_case_of_the_leads_email() -> None:
-    lead = make_lead().model_copy(
-        update={"contact": make_lead().contact.model_copy(update={"email": "Jane@Example.com"})}
-    )
+    lead = replace(make_lead(), contact=replace(make_lead().contact, email="Jane@Example.com"))
     opted_out = market.of(BUYERS, suppressed=lambda k: k == suppression.key(EMAIL))
     assert only_decision(run(lead, where=opted_out)[1]).outcome == "suppressed"
 
