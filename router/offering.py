@@ -126,8 +126,8 @@ def for_buyer(lead: NormalizedLead, buyer: Buyer) -> dict[str, Any]:
     fingerprint (a hash a phone number can be guessed back from), the caller's number, IP and
     browser, and top-level extras, which may hold anything.
 
-    Values stay records (a validated lead's own): dumping the lead to build the buyer's copy
-    validated every field twice, the costliest part of a sale (docs/performance.md, row 38).
+    Values stay records (the lead's own): the buyer's copy is built from them as they are,
+    not dumped and read back (docs/performance.md, rows 38 and 41).
     """
     data = msgspec.structs.asdict(lead)
     if buyer.fields is None:

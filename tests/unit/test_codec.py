@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import orjson
 import pytest
@@ -8,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
-from router.codec import decode, encode
+from router.codec import Unreadable, decode, encode
 from router.records import (
     BuyerLead,
     Decision,
@@ -108,6 +109,41 @@ def test_buyer_lead_round_trip() -> None:
 def test_decode_refuses_the_wrong_shape() -> None:
     with pytest.raises(ValueError):
         decode(Decision, encode(buyer_lead()))
+
+
+def with_field(record: Any, path: list[str | int], value: Any) -> bytes:
+    data = orjson.loads(encode(record))
+    target = data
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return orjson.dumps(data)
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "message"),
+    [
+        (
+            with_field(decision(), ["considered", 0, "reason"], 7),
+            "considered.0.reason",
+            "Expected `str`",
+        ),
+        (
+            with_field(decision(), ["timings", "decided_at"], "soon"),
+            "timings.decided_at",
+            "Invalid RFC3339",
+        ),
+        (with_field(decision(), ["intake", "extra"], 1), "intake.extra", "unknown field `extra`"),
+        (orjson.dumps({"event_id": "e"}), "outcome", "missing required field `outcome`"),
+        (b"[]", None, "Expected `object`, got `array`"),
+        (b'{"event_id": ', None, "not valid JSON"),
+    ],
+)
+def test_an_unreadable_record_names_its_field(raw: bytes, field: str | None, message: str) -> None:
+    with pytest.raises(Unreadable) as caught:
+        decode(Decision, raw)
+    assert caught.value.field == field
+    assert message in caught.value.message
 
 
 VERDICTS = st.lists(
