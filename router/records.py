@@ -31,8 +31,9 @@ Instant = Annotated[datetime, Meta(extra_json_schema={"format": "date-time"})]
 
 
 class Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Frozen; decoding refuses unknown fields. Subclasses repeat the options, which mypy and
-    msgspec read per class: `kw_only` lets required fields follow optional ones."""
+    """Frozen; decoding refuses unknown fields. Subclasses repeat `frozen` (mypy reads it per
+    class) and `kw_only` (msgspec does not inherit it; it lets required fields follow optional
+    ones)."""
 
 
 class IntakeRef(Record, frozen=True, kw_only=True):
